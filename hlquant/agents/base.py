@@ -1,0 +1,188 @@
+"""The agent API: the one page a strategy author reads.
+
+A strategy subclasses :class:`Agent` and implements ``decide(ctx)``, returning
+``ctx.target(size)`` (a target position in coin units), ``ctx.order(...)`` (an
+explicit order) or ``None``. It never imports a backend: features, positions,
+prices, the clock and its parameters all come through :class:`Context`, so
+the same file runs in a notebook, a backtest, paper and live trading.
+
+Debounce and heartbeat intervals are configuration (``AgentConfig``), not
+code in each strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hlquant.core.events import Intent, Side, Tif
+from hlquant.core.ids import intent_id
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Per-agent settings.
+
+    - name: unique agent name (also its Blackboard field and heartbeat key).
+    - symbols: symbols the agent trades; ``decide`` is called once per trigger per symbol.
+    - trigger: which market events call ``decide``: ``candle`` (default), ``trade``,
+      ``l2`` or ``funding``.
+    - debounce_ms (0): minimum event-time between two published intents of this agent
+      on one symbol; intents inside the window are dropped and counted.
+    - heartbeat_ms (60_000): heartbeat interval while the agent is alive.
+    - heartbeat_ttl_ms (180_000): a heartbeat older than this means the agent is dead:
+      the risk engine cancels its intents and the router its orders.
+    - params: strategy parameters, readable as ``ctx.params`` / ``self.params``.
+    """
+
+    name: str
+    symbols: tuple[str, ...]
+    trigger: str = "candle"
+    debounce_ms: int = 0
+    heartbeat_ms: int = 60_000
+    heartbeat_ttl_ms: int = 180_000
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.trigger not in ("candle", "trade", "l2", "funding"):
+            raise ValueError(f"agent {self.name}: unknown trigger {self.trigger!r}")
+        if self.heartbeat_ttl_ms < self.heartbeat_ms:
+            raise ValueError(
+                f"agent {self.name}: heartbeat_ttl_ms ({self.heartbeat_ttl_ms}) must be >= "
+                f"heartbeat_ms ({self.heartbeat_ms})"
+            )
+        if not self.symbols:
+            raise ValueError(f"agent {self.name}: needs at least one symbol")
+
+
+class Context:
+    """What ``decide`` sees. One instance per agent, reused across calls (no
+    per-event allocation); the runner sets ``now`` and ``symbol`` before each call."""
+
+    __slots__ = (
+        "agent", "now", "symbol", "params", "_features", "_portfolio", "_seq", "_prices", "_alias",
+    )
+
+    def __init__(
+        self,
+        agent: Agent,
+        features: Any,
+        portfolio: Any,
+        prices: Any,
+        alias: Mapping[str, str] | None = None,
+    ) -> None:
+        self.agent = agent
+        self._alias = dict(alias or {})
+        self.params = agent.params
+        self.now = 0
+        self.symbol = ""
+        self._features = features
+        self._portfolio = portfolio
+        self._prices = prices
+        self._seq = 0
+
+    # --- reads -------------------------------------------------------------
+    def feature(self, name: str, symbol: str | None = None) -> float:
+        """Latest value of a feature; raises ``StaleFeatureError`` when too old.
+        The runner catches that and skips the decision (counted), so a strategy
+        never acts on stale data by accident."""
+        return self._features.get(symbol or self.symbol, self._alias.get(name, name), self.now)
+
+    def position(self, symbol: str | None = None) -> float:
+        """Signed position of the account in coin units (all agents together)."""
+        return self._portfolio.position(symbol or self.symbol)
+
+    def price(self, symbol: str | None = None) -> float:
+        """Last traded / mark price known to the portfolio."""
+        return self._prices(symbol or self.symbol)
+
+    @property
+    def equity(self) -> float:
+        return self._portfolio.equity()
+
+    # --- intents -----------------------------------------------------------
+    def _next_id(self, symbol: str) -> str:
+        self._seq += 1
+        return intent_id(self.agent.name, symbol, self._seq, self.now)
+
+    def target(self, size: float, symbol: str | None = None, reason: str = "") -> Intent:
+        """Intent: hold ``size`` coins (signed) of ``symbol``; risk nets it with other agents."""
+        sym = symbol or self.symbol
+        return Intent(
+            self.now, self.now, self._next_id(sym), self.agent.name, sym, target=float(size),
+            reason=reason,
+        )
+
+    def target_notional(self, usd: float, symbol: str | None = None, reason: str = "") -> Intent:
+        """Target position expressed in USD at the current price."""
+        sym = symbol or self.symbol
+        return self.target(usd / self.price(sym), sym, reason)
+
+    def order(
+        self,
+        side: Side | str,
+        size: float,
+        px: float | None = None,
+        tif: Tif | str = Tif.GTC,
+        reduce_only: bool = False,
+        trigger_px: float | None = None,
+        tpsl: str | None = None,
+        symbol: str | None = None,
+        reason: str = "",
+    ) -> Intent:
+        """Intent: an explicit order (limit, market with px=None, or tp/sl trigger)."""
+        sym = symbol or self.symbol
+        if isinstance(side, str):
+            side = Side.BUY if side.lower() in ("b", "buy", "long") else Side.SELL
+        if isinstance(tif, str):
+            tif = Tif.from_wire(tif.capitalize())
+        return Intent(
+            self.now, self.now, self._next_id(sym), self.agent.name, sym, side=side,
+            size=float(size), px=px, tif=tif, reduce_only=reduce_only, trigger_px=trigger_px,
+            tpsl=tpsl, reason=reason,
+        )
+
+
+class Agent:
+    """Subclass and implement ``decide``. Optionally declare the features it reads
+    (``features``: list of feature spec dicts, see docs/features.md) and defaults
+    for its parameters (``defaults``)."""
+
+    features: ClassVar[Sequence[Mapping[str, Any]]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.symbols = tuple(config.symbols)
+        self.params: dict[str, Any] = {**self.defaults, **dict(config.params)}
+        self.alive = True
+
+    def feature_specs(self) -> list[dict[str, Any]]:
+        """Feature specs with ``{param}`` placeholders filled from ``params``,
+        so ``span: "{fast}"`` follows a sweep over ``fast``."""
+        out = []
+        for spec in self.features:
+            d = {}
+            for k, v in spec.items():
+                if isinstance(v, str) and v.startswith("{") and v.endswith("}"):
+                    v = self.params[v[1:-1]]
+                elif isinstance(v, Mapping):
+                    v = {
+                        kk: (
+                            self.params[vv[1:-1]]
+                            if isinstance(vv, str) and vv.startswith("{") and vv.endswith("}")
+                            else vv
+                        )
+                        for kk, vv in v.items()
+                    }
+                d[k] = v
+            out.append(d)
+        return out
+
+    def setup(self, ctx: Context) -> None:
+        """Called once before the first event (optional)."""
+
+    def decide(self, ctx: Context) -> Intent | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement decide(ctx)")

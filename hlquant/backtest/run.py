@@ -1,0 +1,142 @@
+"""Config-driven backtests and their replay.
+
+``run_backtest(cfg, out_dir)`` builds everything from a config tree, runs it,
+writes the report, the audit log and ``run.json`` (redacted config, data
+fingerprint, metrics). ``replay(run_dir)`` rebuilds the session from those
+files, re-runs it and compares every decision with the audit log: a session
+is reproducible when the two are identical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hlquant.audit.log import read_audit, redact
+from hlquant.backtest.engine import Backtest, BacktestResult
+from hlquant.config.build import build_agents, load_market, make_dataclass, to_dict
+from hlquant.core.errors import ConfigError
+from hlquant.risk.engine import RiskConfig
+from hlquant.router.router import RouterConfig
+from hlquant.venues.sim import SimVenueConfig
+
+DECISION_KINDS = (
+    "Intent", "RiskDecision", "OrderRequest", "OrderAck", "Fill", "CancelRequest", "CancelAck",
+    "FundingPayment", "HeartbeatLoss", "DuplicateOrder", "KillSwitch",
+)
+
+
+def build_backtest(cfg: Any, market: Any = None, out_dir: str | Path | None = None,
+                   session: str | None = None, progress: bool | None = None) -> Backtest:
+    c = to_dict(cfg)
+    market = market if market is not None else load_market(c.get("data", {}))
+    strategy = c.get("strategy") or {}
+    agents = build_agents(strategy)
+    venue = make_dataclass(SimVenueConfig, c.get("venue", {}), "venue")
+    risk = make_dataclass(RiskConfig, c.get("risk", {}), "risk")
+    router = make_dataclass(RouterConfig, c.get("router", {}), "router")
+    features = c.get("features", {}) or {}
+    params = {k: v for k, v in strategy.items() if k not in ("agents", "name")}
+    return Backtest(
+        market, agents, venue=venue, risk=risk, router=router,
+        staleness=features.get("staleness"), out_dir=out_dir, session=session,
+        faults=c.get("faults") or (), name=str(strategy.get("name", "backtest")), params=params,
+        progress=bool(c.get("progress", False)) if progress is None else progress,
+    )
+
+
+def run_backtest(cfg: Any, out_dir: str | Path | None = None, market: Any = None,
+                 progress: bool | None = None, report: bool = True) -> BacktestResult:
+    """Run the backtest a config describes; with ``out_dir``, write its files there."""
+    c = to_dict(cfg)
+    bt = build_backtest(c, market=market, out_dir=out_dir, progress=progress)
+    result = bt.run()
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if report:
+            from hlquant.backtest.report import write_report
+
+            result.files = dict(write_report(result.artifacts, out))
+            try:
+                from hlquant.backtest.tearsheet import write_tearsheet
+
+                result.files["tearsheet"] = Path(write_tearsheet(result.artifacts, out / "tearsheet.html"))
+            except ImportError:
+                pass
+        run_info = {
+            "session": bt.session,
+            "config": redact(c),
+            "data": {"fingerprint": bt.market.fingerprint(), "symbols": list(bt.market.symbols),
+                     "events": len(bt.market), "meta": _jsonable(getattr(bt.market, "meta", {}))},
+            "metrics": {k: _num(v) for k, v in result.metrics.items()},
+            "stats": _jsonable(result.stats),
+        }
+        (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+    return result
+
+
+@dataclass
+class ReplayReport:
+    identical: bool
+    compared: int
+    original: int
+    replayed: int
+    first_mismatch: dict | None
+
+    def __str__(self) -> str:
+        if self.identical:
+            return f"replay identical: {self.compared} decision events match"
+        return (f"replay DIFFERS: original {self.original} vs replayed {self.replayed} decision "
+                f"events; first mismatch: {self.first_mismatch}")
+
+
+def _decisions(df: pd.DataFrame) -> pd.DataFrame:
+    d = df[df["kind"].isin(DECISION_KINDS)]
+    return d[["ts_exch", "kind", "id", "agent", "symbol", "payload"]].reset_index(drop=True)
+
+
+def replay(run_dir: str | Path, market: Any = None) -> ReplayReport:
+    """Rebuild a session from ``run.json`` + its audit log and compare decisions."""
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.exists():
+        raise ConfigError(f"{run_dir} has no run.json: not a backtest run directory")
+    info = json.loads(info_path.read_text())
+    cfg = info["config"]
+    market = market if market is not None else load_market(cfg.get("data", {}))
+    fp = market.fingerprint()
+    if fp != info["data"]["fingerprint"]:
+        raise ConfigError(
+            f"data changed since the run: fingerprint {fp[:12]} != recorded {info['data']['fingerprint'][:12]}"
+        )
+    bt = build_backtest(cfg, market=market, out_dir=None, session=info["session"], progress=False)
+    res = bt.run()
+    original = _decisions(read_audit(run_dir / "audit"))
+    replayed = _decisions(res.audit.frame())
+    n = min(len(original), len(replayed))
+    mismatch = None
+    if n:
+        a, b = original.iloc[:n], replayed.iloc[:n]
+        neq = ~(a == b).all(axis=1)
+        if neq.any():
+            i = int(neq.to_numpy().argmax())
+            mismatch = {"index": i, "original": a.iloc[i].to_dict(), "replayed": b.iloc[i].to_dict()}
+    if mismatch is None and len(original) != len(replayed):
+        mismatch = {"index": n, "original": len(original), "replayed": len(replayed)}
+    return ReplayReport(mismatch is None, n, len(original), len(replayed), mismatch)
+
+
+def _num(v: Any) -> Any:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _jsonable(o: Any) -> Any:
+    return json.loads(json.dumps(o, default=str))

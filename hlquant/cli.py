@@ -1,0 +1,87 @@
+"""``hlquant`` command line.
+
+    hlquant backtest [hydra overrides...]      e.g. strategy=ma_cross risk.max_leverage=2
+    hlquant backtest -m strategy.fast=5,10 strategy.slow=50,100   (parallel sweep)
+    hlquant replay RUN_DIR                     re-run a session from its audit log
+    hlquant generate-data --out DIR [--days N] regenerate sample data
+
+Hydra commands take the usual Hydra flags (``-m``, ``--cfg job``...). The
+config tree lives in ``conf/`` beside the package (or ``$HLQUANT_CONF``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("hlquant")
+
+
+def conf_dir() -> str:
+    env = os.environ.get("HLQUANT_CONF")
+    if env:
+        return str(Path(env).resolve())
+    here = Path(__file__).resolve().parent.parent / "conf"
+    if not here.is_dir():
+        raise SystemExit(f"hlquant: config directory not found at {here}; set HLQUANT_CONF")
+    return str(here)
+
+
+def _hydra_main(task_fn, argv: list[str]) -> None:
+    import hydra
+
+    sys.argv = [sys.argv[0], *argv]
+    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(task_fn)()
+
+
+def _backtest_task(cfg) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    from hlquant.backtest.run import run_backtest
+
+    out = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    result = run_backtest(cfg, out_dir=out, progress=bool(cfg.progress) and not multirun)
+    m = result.metrics
+    s = result.stats
+    lines = [f"{k:>22}: {v:,.6g}" if isinstance(v, float) else f"{k:>22}: {v}" for k, v in m.items()]
+    print(f"\n== {result.artifacts.name} ({s['events']:,} events, "
+          f"{s['events_per_second']:,.0f} ev/s) ==")
+    print("\n".join(lines))
+    print(f"report: {out}")
+    for k, p in sorted(result.files.items()):
+        print(f"  {k}: {p}")
+    if s["reconcile"]:
+        print(f"WARNING: portfolio differs from venue: {s['reconcile']}")
+    return float(m.get("sharpe", 0.0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "backtest":
+        _hydra_main(_backtest_task, rest)
+    elif cmd == "replay":
+        if len(rest) != 1:
+            raise SystemExit("usage: hlquant replay RUN_DIR")
+        from hlquant.backtest.run import replay
+
+        rep = replay(rest[0])
+        print(rep)
+        raise SystemExit(0 if rep.identical else 1)
+    elif cmd == "generate-data":
+        from hlquant.data.generate import main as gen_main
+
+        gen_main(rest)
+    else:
+        raise SystemExit(f"hlquant: unknown command {cmd!r}\n{__doc__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Per-asset trading rules (Hyperliquid's meta: szDecimals, maxLeverage) and
+the price/size rounding rules every venue and the router share."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSpec:
+    """One perpetual. ``asset_id`` is its index in Hyperliquid's ``meta.universe``.
+
+    - sz_decimals: sizes are rounded to this many decimals.
+    - max_leverage: cap for ``updateLeverage`` and margin checks.
+    """
+
+    name: str
+    asset_id: int
+    sz_decimals: int
+    max_leverage: int
+
+    @property
+    def px_decimals(self) -> int:
+        """Perps: at most ``6 - szDecimals`` decimals in a price."""
+        return 6 - self.sz_decimals
+
+    def round_size(self, sz: float) -> float:
+        """Round a size down (towards zero) to the lot size."""
+        q = 10.0**self.sz_decimals
+        return math.floor(abs(sz) * q + 1e-9) / q * (1.0 if sz >= 0 else -1.0)
+
+    def round_price(self, px: float) -> float:
+        """Nearest valid price: 5 significant figures and ``6 - szDecimals`` decimals.
+        Integer prices are always valid."""
+        return round_price(px, self.px_decimals)
+
+    def is_valid_price(self, px: float) -> bool:
+        return is_valid_price(px, self.px_decimals)
+
+    def is_valid_size(self, sz: float) -> bool:
+        q = abs(sz) * 10.0**self.sz_decimals
+        return abs(q - round(q)) < 1e-6
+
+
+def round_price(px: float, max_decimals: int) -> float:
+    if px <= 0 or not math.isfinite(px):
+        return px
+    if px == int(px):
+        return float(px)
+    digits = 5 - int(math.floor(math.log10(abs(px)))) - 1
+    return round(px, max(0, min(digits, max_decimals)))
+
+
+def is_valid_price(px: float, max_decimals: int) -> bool:
+    if px <= 0 or not math.isfinite(px):
+        return False
+    if px == int(px):
+        return True
+    d = Decimal(repr(px)).normalize()
+    decimals = max(0, -d.as_tuple().exponent)
+    sig = len(d.as_tuple().digits)
+    return decimals <= max_decimals and sig <= 5
+
+
+DEFAULT_ASSETS: dict[str, AssetSpec] = {
+    # Values as in Hyperliquid's meta (universe index, szDecimals, maxLeverage).
+    "BTC": AssetSpec("BTC", 0, 5, 40),
+    "ETH": AssetSpec("ETH", 1, 4, 25),
+    "SOL": AssetSpec("SOL", 5, 2, 20),
+}

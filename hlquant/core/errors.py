@@ -1,0 +1,36 @@
+"""Exceptions shared across components."""
+
+from __future__ import annotations
+
+
+class HlquantError(Exception):
+    """Base class of hlquant's own errors."""
+
+
+class DataError(HlquantError, ValueError):
+    """Bad input data; the message names the file, column and row."""
+
+
+class StaleFeatureError(HlquantError):
+    """A feature read was refused because its value is older than allowed."""
+
+    def __init__(self, symbol: str, name: str, age_ms: int | None, max_age_ms: int):
+        self.symbol, self.name, self.age_ms, self.max_age_ms = symbol, name, age_ms, max_age_ms
+        what = "never written" if age_ms is None else f"{age_ms} ms old"
+        super().__init__(f"feature {name!r} of {symbol} is stale: {what}, limit {max_age_ms} ms")
+
+
+class ConfigError(HlquantError, ValueError):
+    """Invalid or unsafe configuration."""
+
+
+class ExchangeError(HlquantError):
+    """An exchange (real or simulated) refused a request; carries its message."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.message, self.status = message, status
+        super().__init__(message if status is None else f"[{status}] {message}")
+
+
+class RateLimitError(ExchangeError):
+    """HTTP 429 or a local token bucket refused the request."""

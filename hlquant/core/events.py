@@ -1,0 +1,355 @@
+"""Core events of the data flow.
+
+Every event carries two clocks, as in hftbacktest: ``ts_exch`` (exchange
+time, ms since epoch) and ``ts_recv`` (when hlquant received it, ms). Market
+history is kept columnar (numpy structured arrays, see ``MARKET_DTYPES``);
+the Python dataclasses below are for the comparatively rare per-decision
+events (intents, orders, fills...) and for the live wire, where messages
+arrive one at a time anyway.
+
+All dataclasses use ``slots`` so that creating one costs a few hundred ns and
+no ``__dict__``; ``to_record()`` flattens any of them into a dict for the
+audit log and the msgpack bus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+
+class Side(IntEnum):
+    """Order / trade side. Values are the sign of the position change."""
+
+    BUY = 1
+    SELL = -1
+
+    @property
+    def wire(self) -> str:
+        """Hyperliquid's side letter: 'B' (bid/buy) or 'A' (ask/sell)."""
+        return "B" if self is Side.BUY else "A"
+
+    @classmethod
+    def from_wire(cls, s: str) -> Side:
+        if s == "B":
+            return cls.BUY
+        if s == "A":
+            return cls.SELL
+        raise ValueError(f"unknown side {s!r}, expected 'B' or 'A'")
+
+
+class Tif(IntEnum):
+    """Time in force, as Hyperliquid names them."""
+
+    GTC = 0
+    IOC = 1
+    ALO = 2
+
+    @property
+    def wire(self) -> str:
+        return ("Gtc", "Ioc", "Alo")[int(self)]
+
+    @classmethod
+    def from_wire(cls, s: str) -> Tif:
+        try:
+            return {"Gtc": cls.GTC, "Ioc": cls.IOC, "Alo": cls.ALO}[s]
+        except KeyError:
+            raise ValueError(f"unknown tif {s!r}, expected Gtc, Ioc or Alo") from None
+
+
+class OrderStatus(IntEnum):
+    """Life cycle states, named after Hyperliquid's orderUpdates statuses."""
+
+    PENDING = 0  # accepted by the router, not yet acknowledged
+    OPEN = 1
+    FILLED = 2
+    CANCELED = 3
+    TRIGGERED = 4
+    REJECTED = 5
+    MARGIN_CANCELED = 6
+
+
+class MarketKind(IntEnum):
+    """Columnar market stream kinds; also the merge priority at equal timestamps
+    (funding before candles so a bar closing on the hour sees the new rate)."""
+
+    FUNDING = 0
+    L2 = 1
+    BBO = 2
+    TRADE = 3
+    CANDLE = 4
+    MARK = 5
+
+
+# ---------------------------------------------------------------------------
+# Columnar market data layouts (shared by backtest, recorder and storage)
+# ---------------------------------------------------------------------------
+L2_DEPTH = 10
+"""Levels per side kept in bundled/stored L2 snapshots (Hyperliquid sends up to 20)."""
+
+_TS = [("ts_exch", "i8"), ("ts_recv", "i8"), ("sym", "i2")]
+
+MARKET_DTYPES: dict[MarketKind, np.dtype] = {
+    MarketKind.CANDLE: np.dtype(
+        _TS
+        + [("open", "f8"), ("high", "f8"), ("low", "f8"), ("close", "f8"), ("volume", "f8"), ("n", "i4")]
+    ),
+    MarketKind.TRADE: np.dtype(_TS + [("side", "i1"), ("px", "f8"), ("sz", "f8"), ("tid", "i8")]),
+    MarketKind.BBO: np.dtype(
+        _TS + [("bid_px", "f8"), ("bid_sz", "f8"), ("ask_px", "f8"), ("ask_sz", "f8")]
+    ),
+    MarketKind.L2: np.dtype(
+        _TS
+        + [
+            ("bid_px", "f8", (L2_DEPTH,)),
+            ("bid_sz", "f8", (L2_DEPTH,)),
+            ("ask_px", "f8", (L2_DEPTH,)),
+            ("ask_sz", "f8", (L2_DEPTH,)),
+        ]
+    ),
+    MarketKind.FUNDING: np.dtype(_TS + [("rate", "f8"), ("premium", "f8"), ("oracle_px", "f8")]),
+    MarketKind.MARK: np.dtype(_TS + [("mark_px", "f8"), ("oracle_px", "f8")]),
+}
+"""numpy structured dtypes, one per market stream. ``sym`` indexes a symbol table.
+Candle timestamps are the bar's *close* time: the bar is known only then."""
+
+
+# ---------------------------------------------------------------------------
+# Row events (one object per event)
+# ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class Event:
+    ts_exch: int
+    ts_recv: int
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_record(self) -> dict[str, Any]:
+        """Flat dict for the audit log / bus; enums become their names."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, IntEnum):
+                v = v.name
+            elif isinstance(v, np.ndarray):
+                v = v.tolist()
+            out[f.name] = v
+        return out
+
+
+# --- market data -----------------------------------------------------------
+@dataclass(slots=True)
+class Trade(Event):
+    symbol: str
+    side: Side
+    px: float
+    sz: float
+    tid: int = 0
+
+
+@dataclass(slots=True)
+class BookSnapshot(Event):
+    """Full L2 snapshot (Hyperliquid sends full snapshots, not diffs)."""
+
+    symbol: str
+    bids: list[tuple[float, float]]  # (px, sz), best first
+    asks: list[tuple[float, float]]
+
+
+@dataclass(slots=True)
+class BBO(Event):
+    symbol: str
+    bid_px: float
+    bid_sz: float
+    ask_px: float
+    ask_sz: float
+
+
+@dataclass(slots=True)
+class Candle(Event):
+    symbol: str
+    interval: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    n: int = 0
+    ts_open: int = 0
+
+
+@dataclass(slots=True)
+class FundingRate(Event):
+    symbol: str
+    rate: float
+    premium: float = 0.0
+    oracle_px: float = float("nan")
+
+
+@dataclass(slots=True)
+class MarkPrice(Event):
+    symbol: str
+    mark_px: float
+    oracle_px: float = float("nan")
+
+
+# --- internal flow ---------------------------------------------------------
+@dataclass(slots=True)
+class FeatureUpdate(Event):
+    symbol: str
+    name: str
+    value: float
+
+
+@dataclass(slots=True)
+class Intent(Event):
+    """What an agent wants. Either a target position (``target`` in coin units)
+    or an explicit order (``side``/``size``/``px``/``tif``)."""
+
+    intent_id: str
+    agent: str
+    symbol: str
+    target: float | None = None
+    side: Side | None = None
+    size: float = 0.0
+    px: float | None = None
+    tif: Tif = Tif.GTC
+    reduce_only: bool = False
+    trigger_px: float | None = None
+    tpsl: str | None = None  # "tp" | "sl" with trigger_px
+    reason: str = ""
+
+    @property
+    def is_target(self) -> bool:
+        return self.target is not None
+
+
+@dataclass(slots=True)
+class RiskDecision(Event):
+    intent_id: str
+    agent: str
+    symbol: str
+    approved: bool
+    reason: str
+    order_size: float = 0.0  # signed size sent to the router (0 if rejected/no-op)
+
+
+@dataclass(slots=True)
+class OrderRequest(Event):
+    """An order as the router sends it to a venue. ``cloid`` is the idempotency key."""
+
+    cloid: str
+    intent_id: str
+    agent: str
+    symbol: str
+    side: Side
+    size: float
+    px: float | None  # None = market (aggressive limit at the venue)
+    tif: Tif = Tif.GTC
+    reduce_only: bool = False
+    trigger_px: float | None = None
+    tpsl: str | None = None
+
+
+@dataclass(slots=True)
+class OrderAck(Event):
+    cloid: str
+    symbol: str
+    status: OrderStatus
+    oid: int = 0
+    filled_sz: float = 0.0
+    avg_px: float = 0.0
+    error: str = ""
+
+
+@dataclass(slots=True)
+class CancelRequest(Event):
+    symbol: str
+    cloid: str = ""
+    oid: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class CancelAck(Event):
+    symbol: str
+    cloid: str
+    oid: int
+    ok: bool
+    error: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Fill(Event):
+    symbol: str
+    cloid: str
+    oid: int
+    side: Side
+    px: float
+    sz: float
+    fee: float
+    liquidity: str  # "maker" | "taker"
+    tid: int = 0
+    agent: str = ""
+    closed_pnl: float = 0.0
+
+
+@dataclass(slots=True)
+class FundingPayment(Event):
+    symbol: str
+    rate: float
+    position: float
+    oracle_px: float
+    amount: float  # cash change for the account: negative when paying
+
+
+@dataclass(slots=True)
+class HeartbeatLoss(Event):
+    agent: str
+    last_seen: int
+    cancelled_intents: list[str] = field(default_factory=list)
+    cancelled_orders: list[str] = field(default_factory=list)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        Trade,
+        BookSnapshot,
+        BBO,
+        Candle,
+        FundingRate,
+        MarkPrice,
+        FeatureUpdate,
+        Intent,
+        RiskDecision,
+        OrderRequest,
+        OrderAck,
+        CancelRequest,
+        CancelAck,
+        Fill,
+        FundingPayment,
+        HeartbeatLoss,
+    )
+}
+
+_ENUM_FIELDS = {"side": Side, "tif": Tif, "status": OrderStatus}
+
+
+def event_from_record(rec: dict[str, Any]) -> Event:
+    """Inverse of ``Event.to_record`` (used by the bus and by audit replay)."""
+    rec = dict(rec)
+    cls = EVENT_TYPES[rec.pop("kind")]
+    for name, enum in _ENUM_FIELDS.items():
+        v = rec.get(name)
+        if isinstance(v, str):
+            rec[name] = enum[v]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in rec.items() if k in names})

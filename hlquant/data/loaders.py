@@ -1,0 +1,465 @@
+"""Load market data: the bundled sample, a saved ``MarketData``, or users' own files.
+
+Users' files follow ``hlquant.data.schema`` (documented in docs/data.md).
+Validation is vectorized; a bad file raises ``DataError`` naming the file,
+the column and the 1-based data row (the header is not counted), e.g.
+``candles.csv row 17: column 'high' is 99.5, below 'low' 100.0``. Unsorted
+input is sorted, not rejected.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from hlquant.core.errors import DataError
+from hlquant.core.events import L2_DEPTH, MARKET_DTYPES, MarketKind
+from hlquant.data.market import STREAMS, MarketData, is_native_parquet
+from hlquant.data.schema import FILE_SUFFIXES, SCHEMAS, Column, StreamSchema
+
+SAMPLE_PACKAGE = "hlquant.data"
+SAMPLE_DIR = "sample"
+
+_SIDES = {"b": 1, "buy": 1, "bid": 1, "1": 1, "a": -1, "sell": -1, "ask": -1, "-1": -1}
+
+
+# ----------------------------------------------------------------------------- entry points
+def load_sample() -> MarketData:
+    """The bundled synthetic sample (BTC, ETH, SOL; 7 days of 1m candles, trades,
+    L2 every 5 min, hourly funding), read through importlib.resources so it works
+    from an installed wheel too."""
+    root = resources.files(SAMPLE_PACKAGE).joinpath(SAMPLE_DIR)
+
+    def open_file(name: str) -> Any:
+        f = root.joinpath(name)
+        return io.BytesIO(f.read_bytes()) if f.is_file() else None
+
+    return MarketData._read(open_file, f"{SAMPLE_PACKAGE}/{SAMPLE_DIR}")
+
+
+def load(spec: str | Path | MarketData, **kwargs: Any) -> MarketData:
+    """``"sample"`` -> the bundled sample; a path -> ``load_files(path, **kwargs)``;
+    a MarketData passes through (so configs and code can hand either)."""
+    if isinstance(spec, MarketData):
+        return spec
+    if isinstance(spec, str) and spec.strip().lower() == "sample":
+        return load_sample()
+    return load_files(spec, **kwargs)
+
+
+def find_stream_file(directory: Path, stem: str) -> Path | None:
+    for suffix in FILE_SUFFIXES:
+        p = directory / f"{stem}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def load_files(
+    path: str | Path,
+    symbols: Sequence[str] | None = None,
+    interval_ms: int | None = None,
+    candle_ts: Literal["open", "close"] = "open",
+) -> MarketData:
+    """Load a directory of stream files (or one candles file).
+
+    - path: directory with ``candles.{parquet,csv}`` (required) and optional
+      ``trades``, ``l2``, ``funding``, ``bbo``, ``mark``; or a single candles file.
+      A directory written by ``MarketData.save`` is recognised and loaded as is.
+    - symbols: symbol table order; rows of other symbols are dropped. Default:
+      all symbols found, sorted alphabetically.
+    - interval_ms: candle interval; default inferred (smallest ts step per symbol,
+      60000 if every symbol has a single bar).
+    - candle_ts: whether candle ``ts`` is the bar open (default) or close time.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file or directory")
+    if p.is_file():
+        files = {"candles": p}
+    else:
+        cfile = find_stream_file(p, "candles")
+        if cfile is None:
+            raise DataError(f"{p}: missing candles file (candles.parquet or candles.csv)")
+        if cfile.suffix == ".parquet" and is_native_parquet(cfile):
+            md = MarketData.load(p)
+            return md if symbols is None else md.select(symbols)
+        files = {"candles": cfile}
+        for stem in SCHEMAS:
+            if stem != "candles" and (f := find_stream_file(p, stem)) is not None:
+                files[stem] = f
+    if candle_ts not in ("open", "close"):
+        raise ValueError(f"candle_ts must be 'open' or 'close', got {candle_ts!r}")
+
+    frames = {stem: read_stream(f, SCHEMAS[stem]) for stem, f in files.items()}
+    if symbols is None:
+        table = sorted(set().union(*(set(fr["symbol"]) for fr in frames.values())))
+    else:
+        table = [str(s) for s in symbols]
+    candles = frames["candles"]
+    if interval_ms is None:
+        interval_ms = infer_interval(candles["ts"], candles["symbol"])
+    shift = interval_ms if candle_ts == "open" else 0
+    arrays = {
+        STREAMS[SCHEMAS[stem].kind]: _to_array(fr, SCHEMAS[stem], table, shift)
+        for stem, fr in frames.items()
+    }
+    meta = {"source": "files", "files": {k: str(v) for k, v in files.items()}}
+    return MarketData(**arrays, symbols=table, interval_ms=interval_ms, meta=meta)
+
+
+# ----------------------------------------------------------------------------- reading
+def read_stream(path: Path, schema: StreamSchema) -> dict[str, np.ndarray]:
+    """Read and validate one stream file into typed columns (file order kept).
+
+    Returns numpy columns named as the schema (``ts``/``ts_recv`` as int ms,
+    ``side`` as +1/-1, ``symbol`` as str objects); absent optional columns are
+    filled with their default (``tid``: running number, ``ts_recv``: missing).
+    """
+    fname = path.name
+    try:
+        if path.name.endswith(".parquet"):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{fname}: cannot read file: {e}") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    missing = [c for c in schema.required if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{fname}: missing column {missing[0]!r} (have: {', '.join(map(str, df.columns))})"
+        )
+    out: dict[str, np.ndarray] = {}
+    n = len(df)
+    for col in schema.columns:
+        if col.name not in df.columns:
+            if col.name == "tid":
+                out["tid"] = np.arange(n, dtype=np.int64)
+            elif col.default is not None:
+                out[col.name] = np.full(n, col.default)
+            continue
+        s = df[col.name]
+        if col.type == "ts":
+            out[col.name] = parse_ts(s, fname, col.name)
+        elif col.type == "symbol":
+            out[col.name] = _parse_symbol(s, fname)
+        elif col.type == "side":
+            out[col.name] = _parse_side(s, fname)
+        else:
+            out[col.name] = _parse_number(s, fname, col)
+    _check_values(out, schema, fname)
+    _check_duplicates(out, schema, fname)
+    return out
+
+
+def _row_error(fname: str, i: int, msg: str) -> DataError:
+    return DataError(f"{fname} row {i + 1}: {msg}")
+
+
+def _is_empty(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip() == ""
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _parse_number(s: pd.Series, fname: str, col: Column) -> np.ndarray:
+    """Numeric column -> float64 (int64 for int columns); exact for CSV text
+    (Python's float parser), with the first bad row named on failure."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        raise DataError(f"{fname}: column {col.name!r} is boolean, not a number")
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        obj = s.to_numpy(dtype=object)
+        try:
+            vals = np.array(
+                [float("nan") if isinstance(v, str) and not v.strip() else v for v in obj],
+                dtype=np.float64,
+            )
+        except (TypeError, ValueError):
+            for i, v in enumerate(obj):
+                if _is_empty(v):
+                    continue
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    raise _row_error(
+                        fname, i, f"column {col.name!r} is {v!r}, not a number"
+                    ) from None
+            raise  # unreachable: some element failed above
+    bad = np.isnan(vals)
+    if not col.nullable and bad.any():
+        i = int(np.argmax(bad))
+        raw = s.iloc[i]
+        what = "empty" if isinstance(raw, str) and not raw.strip() else "NaN"
+        raise _row_error(fname, i, f"column {col.name!r} is {what}")
+    inf = np.isinf(vals)
+    if inf.any():
+        i = int(np.argmax(inf))
+        raise _row_error(fname, i, f"column {col.name!r} is {vals[i]!r}, not finite")
+    if col.type == "int":
+        frac = ~bad & (vals != np.floor(np.where(bad, 0.0, vals)))
+        if frac.any():
+            i = int(np.argmax(frac))
+            raise _row_error(fname, i, f"column {col.name!r} is {vals[i]!r}, not an integer")
+        return vals.astype(np.int64)
+    return vals
+
+
+def _parse_symbol(s: pd.Series, fname: str) -> np.ndarray:
+    obj = s.to_numpy(dtype=object)
+    empty = np.array([_is_empty(v) for v in obj], dtype=bool)
+    if empty.any():
+        raise _row_error(fname, int(np.argmax(empty)), "column 'symbol' is empty")
+    return np.array([str(v).strip() for v in obj], dtype=object)
+
+
+def _parse_side(s: pd.Series, fname: str) -> np.ndarray:
+    obj = s.to_numpy(dtype=object)
+    out = np.empty(len(obj), dtype=np.int8)
+    for i, v in enumerate(obj):
+        key = str(int(v)) if isinstance(v, (int, np.integer, float)) and v == v else str(v)
+        side = _SIDES.get(key.strip().lower())
+        if side is None:
+            what = "empty" if _is_empty(v) else repr(v)
+            raise _row_error(fname, i, f"column 'side' is {what}, expected B/A (or buy/sell, 1/-1)")
+        out[i] = side
+    return out
+
+
+def parse_ts(s: pd.Series, fname: str, col: str = "ts") -> np.ndarray:
+    """Timestamps -> int64 ms since epoch (UTC). Accepts int ms, ISO-8601 text
+    (naive = UTC) and pandas datetimes; names the first unparsable row."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        if s.isna().any():
+            raise _row_error(fname, int(np.argmax(s.isna().to_numpy())), f"column {col!r} is empty")
+        dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+        return pd.DatetimeIndex(dt).as_unit("ms").asi8.copy()
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return s.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(s.dtype):
+        v = s.to_numpy(dtype=np.float64)
+        bad = np.isnan(v) | (v != np.floor(np.nan_to_num(v)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "empty" if np.isnan(v[i]) else f"{v[i]!r}, not an integer ms timestamp"
+            raise _row_error(fname, i, f"column {col!r} is {what}")
+        return v.astype(np.int64)
+    obj = np.array([str(x).strip() if x is not None else "" for x in s.to_numpy(dtype=object)])
+    empty = obj == ""
+    if empty.any():
+        raise _row_error(fname, int(np.argmax(empty)), f"column {col!r} is empty")
+    digits = np.char.isdigit(np.char.lstrip(obj.astype(str), "-"))
+    out = np.empty(len(obj), dtype=np.int64)
+    if digits.any():
+        out[digits] = obj[digits].astype(np.int64)
+    rest = ~digits
+    if rest.any():
+        parsed = pd.to_datetime(pd.Series(obj[rest]), utc=True, format="ISO8601", errors="coerce")
+        nat = parsed.isna().to_numpy()
+        if nat.any():
+            i = int(np.flatnonzero(rest)[np.argmax(nat)])
+            raise _row_error(
+                fname,
+                i,
+                f"column {col!r} is {str(obj[i])!r}, not a timestamp "
+                "(int ms since epoch or ISO-8601)",
+            )
+        out[rest] = pd.DatetimeIndex(parsed).as_unit("ms").asi8
+    return out
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v))
+
+
+def _check_values(out: dict[str, np.ndarray], schema: StreamSchema, fname: str) -> None:
+    """Range checks; of all violations the one in the earliest row is reported."""
+    errs: list[tuple[int, str]] = []
+
+    def first(mask: np.ndarray, msg) -> None:
+        if mask.any():
+            i = int(np.argmax(mask))
+            errs.append((i, msg(i)))
+
+    for col in schema.columns:
+        v = out.get(col.name)
+        if v is None:
+            continue
+        name = col.name
+        if col.type == "price":
+            first(v <= 0, lambda i, v=v, n=name: f"column {n!r} is {_fmt(v[i])}, must be > 0")
+        elif col.type == "size" and col.positive:
+            first(v <= 0, lambda i, v=v, n=name: f"column {n!r} is {_fmt(v[i])}, must be > 0")
+        elif col.type == "size":
+            first(v < 0, lambda i, v=v, n=name: f"column {n!r} is {_fmt(v[i])}, must be >= 0")
+        elif col.type == "int":
+            first(v < 0, lambda i, v=v, n=name: f"column {n!r} is {v[i]}, must be >= 0")
+    if schema.name == "candles":
+        o, h, lo, c = out["open"], out["high"], out["low"], out["close"]
+        first(h < lo, lambda i: f"column 'high' is {_fmt(h[i])}, below 'low' {_fmt(lo[i])}")
+        for name, x in (("open", o), ("close", c)):
+            first(
+                (h >= lo) & ((x < lo) | (x > h)),
+                lambda i, x=x, n=name: (
+                    f"column {n!r} is {_fmt(x[i])}, outside [low, high] = "
+                    f"[{_fmt(lo[i])}, {_fmt(h[i])}]"
+                ),
+            )
+    if schema.name == "bbo":
+        b, a = out["bid_px"], out["ask_px"]
+        first(a <= b, lambda i: f"column 'ask_px' is {_fmt(a[i])}, not above 'bid_px' {_fmt(b[i])}")
+    if schema.name == "l2":
+        for side in ("bid", "ask"):
+            px, sz = out[f"{side}_px"], out[f"{side}_sz"]
+            first(
+                ~np.isnan(px) & np.isnan(sz),
+                lambda i, s=side: f"column '{s}_sz' is empty but '{s}_px' is set",
+            )
+    if errs:
+        i, msg = min(errs, key=lambda e: e[0])
+        raise _row_error(fname, i, msg)
+
+
+def _check_duplicates(out: dict[str, np.ndarray], schema: StreamSchema, fname: str) -> None:
+    if not schema.key:
+        return
+    df = pd.DataFrame({k: out[k] for k in schema.key})
+    dup = df.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return
+    i = int(np.argmax(dup))
+    same = np.ones(len(df), dtype=bool)
+    for k in schema.key:
+        same &= out[k] == out[k][i]
+    j = int(np.argmax(same))
+    vals = []
+    for k in schema.key:
+        v = out[k][i]
+        v = v.item() if isinstance(v, np.generic) else v
+        vals.append(pd.Timestamp(int(v), unit="ms", tz="UTC").isoformat() if k == "ts" else repr(v))
+    raise _row_error(
+        fname,
+        i,
+        f"duplicate ({', '.join(schema.key)}) = ({', '.join(vals)}), first at row {j + 1}",
+    )
+
+
+def infer_interval(ts: np.ndarray, symbol: np.ndarray) -> int:
+    """Smallest positive step between bars of the same symbol (60000 if none)."""
+    if len(ts) < 2:
+        return 60_000
+    codes, _ = pd.factorize(symbol)
+    order = np.lexsort((ts, codes))
+    t, c = ts[order], codes[order]
+    d = np.diff(t)
+    ok = (np.diff(c) == 0) & (d > 0)
+    return int(d[ok].min()) if ok.any() else 60_000
+
+
+# ----------------------------------------------------------------------------- to arrays
+def _to_array(
+    fr: dict[str, np.ndarray], schema: StreamSchema, table: list[str], candle_shift: int
+) -> np.ndarray:
+    index = {s: i for i, s in enumerate(table)}
+    sym = np.array([index.get(s, -1) for s in fr["symbol"]], dtype=np.int64)
+    keep = sym >= 0
+    fr = {k: v[keep] for k, v in fr.items()}
+    sym = sym[keep]
+    ts = fr["ts"] + (candle_shift if schema.kind == MarketKind.CANDLE else 0)
+    recv = fr["ts_recv"] if "ts_recv" in fr else ts
+    dt = MARKET_DTYPES[schema.kind]
+    if schema.kind == MarketKind.L2:
+        return _l2_wide(fr, ts, recv, sym)
+    a = np.zeros(len(ts), dtype=dt)
+    a["ts_exch"], a["ts_recv"], a["sym"] = ts, recv, sym
+    for name in dt.names[3:]:
+        a[name] = fr[name]
+    return a[np.lexsort((a["sym"], a["ts_exch"]))]
+
+
+def _l2_wide(fr: dict[str, np.ndarray], ts: np.ndarray, recv: np.ndarray, sym: np.ndarray):
+    """Long-format L2 rows -> one snapshot row per (ts, symbol), levels padded."""
+    dt = MARKET_DTYPES[MarketKind.L2]
+    lvl = fr["level"]
+    m = lvl < L2_DEPTH
+    ts, recv, sym, lvl = ts[m], recv[m], sym[m], lvl[m]
+    cols = {k: fr[k][m] for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")}
+    order = np.lexsort((lvl, sym, ts))
+    ts, recv, sym, lvl = ts[order], recv[order], sym[order], lvl[order]
+    new = np.ones(len(ts), dtype=bool)
+    new[1:] = (np.diff(ts) != 0) | (np.diff(sym) != 0)
+    snap = np.cumsum(new) - 1
+    a = np.zeros(int(new.sum()), dtype=dt)
+    a["ts_exch"], a["ts_recv"], a["sym"] = ts[new], recv[new], sym[new]
+    for k, v in cols.items():
+        grid = np.full((len(a), L2_DEPTH), np.nan if k.endswith("px") else 0.0)
+        val = v[order]
+        if k.endswith("sz"):
+            val = np.nan_to_num(val, nan=0.0)
+        grid[snap, lvl] = val
+        a[k] = grid
+    return a
+
+
+# ----------------------------------------------------------------------------- writing
+def write_files(
+    md: MarketData,
+    directory: str | Path,
+    fmt: Literal["csv", "parquet"] = "csv",
+    candle_ts: Literal["open", "close"] = "open",
+) -> Path:
+    """Write ``md`` in the user file format (the inverse of ``load_files``):
+    int-ms ``ts`` and ``ts_recv``, ``symbol`` names, L2 in long format.
+    Useful to export data for other tools and to test the loader."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    syms = np.array(md.symbols, dtype=object)
+    for kind, a in md.arrays().items():
+        stem = STREAMS[kind]
+        if not len(a) and stem != "candles":
+            continue
+        ts = a["ts_exch"].copy()
+        if kind == MarketKind.CANDLE and candle_ts == "open":
+            ts -= md.interval_ms
+        if kind == MarketKind.L2:
+            n = len(a)
+            lv = np.tile(np.arange(L2_DEPTH), n)
+            cols: dict[str, Any] = {
+                "ts": np.repeat(ts, L2_DEPTH),
+                "symbol": np.repeat(syms[a["sym"]] if n else syms[:0], L2_DEPTH),
+                "level": lv,
+            }
+            for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+                cols[k] = a[k].ravel()
+            cols["ts_recv"] = np.repeat(a["ts_recv"], L2_DEPTH)
+            df = pd.DataFrame(cols)
+            df = df[~(np.isnan(df["bid_px"]) & np.isnan(df["ask_px"]))]
+        else:
+            cols = {"ts": ts, "symbol": syms[a["sym"]] if len(a) else syms[:0]}
+            for name in a.dtype.names[3:]:
+                col = a[name]
+                if kind == MarketKind.TRADE and name == "side":
+                    col = np.where(col > 0, "B", "A")
+                cols[name] = col
+            cols["ts_recv"] = a["ts_recv"]
+            df = pd.DataFrame(cols)
+        if fmt == "csv":
+            df.to_csv(d / f"{stem}.csv", index=False)
+        elif fmt == "parquet":
+            df.to_parquet(d / f"{stem}.parquet", index=False, compression="zstd")
+        else:
+            raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
+    return d

@@ -1,0 +1,21 @@
+"""Features: numba kernels (``nb``) usable incrementally and over arrays,
+their Python API (``kernels``), stream processors (``pipeline``) and the
+FeatureStore with staleness rules (``store``)."""
+
+from hlquant.features.kernels import KINDS, Feature, FeatureSpec, build_feature, parse_specs
+from hlquant.features.pipeline import FeatureColumn, FeatureProcessor, compute_columnar
+from hlquant.features.store import FeatureStore, InMemoryFeatureStore, StalenessRules
+
+__all__ = [
+    "KINDS",
+    "Feature",
+    "FeatureSpec",
+    "build_feature",
+    "parse_specs",
+    "FeatureColumn",
+    "FeatureProcessor",
+    "compute_columnar",
+    "FeatureStore",
+    "InMemoryFeatureStore",
+    "StalenessRules",
+]

@@ -1,0 +1,257 @@
+"""RiskEngine: the one gate between agents and the router.
+
+Target intents of several agents on one symbol are *netted* (summed) from the
+Blackboard, so momentum saying +1 and mean reversion saying -0.6 produce one
+order towards +0.4, not two opposing orders paying two fees. The resulting
+order is checked against kill switch, price staleness, per-symbol notional,
+gross exposure, leverage, order size bounds and an order-rate token bucket;
+limits clip the order (or reject it, per config), and orders that reduce risk
+always pass. Agents whose heartbeat expired lose their intents and their open
+orders. Every decision is audited with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hlquant.agents.blackboard import Blackboard, HeartbeatStore
+from hlquant.audit.log import AuditLog
+from hlquant.core.clock import Clock
+from hlquant.core.events import HeartbeatLoss, Intent, RiskDecision
+from hlquant.core.ratelimit import TokenBucket
+from hlquant.portfolio.portfolio import Portfolio
+from hlquant.router.router import OrderRouter
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Risk limits (USD unless stated).
+
+    - max_notional_per_symbol (50_000): cap on |position| x price per symbol.
+    - max_gross_exposure (150_000): cap on the sum of |position notional|.
+    - max_leverage (3.0): cap on gross exposure / equity.
+    - min_order_notional (10.0): smaller deltas are not sent (Hyperliquid's minimum is $10).
+    - max_order_notional (50_000): one order's notional is clipped to this.
+    - max_orders_per_s (5.0) / order_burst (20): order-rate token bucket (event time).
+    - max_price_age_ms (500): an order needs a price no older than this.
+    - max_drawdown (0.5): drawdown from peak equity that trips the kill switch.
+    - clip (True): clip orders to the limits (True) or reject them (False).
+    - kill_switch (False): start with trading halted.
+    """
+
+    max_notional_per_symbol: float = 50_000.0
+    max_gross_exposure: float = 150_000.0
+    max_leverage: float = 3.0
+    min_order_notional: float = 10.0
+    max_order_notional: float = 50_000.0
+    max_orders_per_s: float = 5.0
+    order_burst: int = 20
+    max_price_age_ms: int = 500
+    max_drawdown: float = 0.5
+    clip: bool = True
+    kill_switch: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_notional_per_symbol", "max_gross_exposure", "max_leverage",
+                     "max_order_notional", "max_orders_per_s"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"risk.{name} must be a positive finite number, got {v!r}")
+        if not 0 < self.max_drawdown <= 1:
+            raise ValueError(f"risk.max_drawdown must be in (0, 1], got {self.max_drawdown}")
+        if self.min_order_notional < 0:
+            raise ValueError("risk.min_order_notional must be >= 0")
+
+
+class RiskEngine:
+    def __init__(
+        self,
+        config: RiskConfig,
+        blackboard: Blackboard,
+        heartbeats: HeartbeatStore,
+        portfolio: Portfolio,
+        router: OrderRouter,
+        audit: AuditLog,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.bb = blackboard
+        self.hb = heartbeats
+        self.portfolio = portfolio
+        self.router = router
+        self.audit = audit
+        self.clock = clock
+        self.bucket = TokenBucket(config.max_orders_per_s, config.order_burst, clock.now_ms())
+        self.killed = config.kill_switch
+        self.kill_reason = "configured" if config.kill_switch else ""
+        self.prices: dict[str, tuple[float, int]] = {}
+        self.dirty: set[str] = set()
+        self.agents: set[str] = set()
+        self.dead: set[str] = set()
+        self.peak_equity = portfolio.equity()
+        self.counts: dict[str, int] = {}
+        self._renets = 0
+
+    # --- inputs ------------------------------------------------------------
+    def register_agent(self, name: str) -> None:
+        self.agents.add(name)
+
+    def on_price(self, symbol: str, px: float, ts: int) -> None:
+        """Latest price; re-nets a symbol left dirty by a deferred or lost decision."""
+        self.prices[symbol] = (px, ts)
+        if symbol in self.dirty:
+            self.dirty.discard(symbol)
+            self._renet(symbol, ts)
+
+    def _renet(self, symbol: str, now: int) -> RiskDecision:
+        """Re-evaluate a symbol without a new intent (after a deferral or a lost agent).
+        The decision gets its own id, attributed to the risk engine."""
+        self._renets += 1
+        it = Intent(now, now, f"risk:{symbol}:{now}:{self._renets}", "risk", symbol, target=0.0,
+                    reason="re-net")
+        return self._net(symbol, it)
+
+    def kill(self, reason: str) -> None:
+        if not self.killed:
+            self.killed, self.kill_reason = True, reason
+            now = self.clock.now_ms()
+            self.audit.record_dict({"kind": "KillSwitch", "ts_exch": now, "ts_recv": now, "reason": reason})
+
+    def on_equity(self, equity: float) -> None:
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        elif self.peak_equity > 0 and 1 - equity / self.peak_equity >= self.config.max_drawdown:
+            self.kill(f"max_drawdown {self.config.max_drawdown:.0%} reached")
+
+    def on_intent(self, intent: Intent) -> RiskDecision:
+        """Entry point for a new intent (already posted on the Blackboard)."""
+        self.agents.add(intent.agent)
+        if intent.agent in self.dead:
+            return self._decide(intent, False, "agent heartbeat expired")
+        if intent.is_target:
+            return self._net(intent.symbol, intent)
+        return self._explicit(intent)
+
+    # --- decisions ---------------------------------------------------------
+    def _decide(self, intent: Intent, ok: bool, reason: str, size: float = 0.0) -> RiskDecision:
+        now = self.clock.now_ms()
+        d = RiskDecision(now, now, intent.intent_id, intent.agent, intent.symbol, ok, reason, size)
+        key = reason.split(":")[0]
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.audit.record(d)
+        return d
+
+    def _fresh_price(self, symbol: str) -> float | None:
+        rec = self.prices.get(symbol)
+        if rec is None or self.clock.now_ms() - rec[1] > self.config.max_price_age_ms:
+            return None
+        return rec[0]
+
+    def _net(self, symbol: str, intent: Intent) -> RiskDecision:
+        intents = self.bb.intents(symbol)
+        targets = [it.target for a, it in intents.items() if it.is_target and a not in self.dead]
+        net = float(sum(targets)) if targets else 0.0
+        current = self.portfolio.position(symbol) + self.router.pending(symbol)
+        reason = f"netted {len(targets)} agent(s) to {net:+.6g}" if len(targets) > 1 else "target"
+        return self._check_and_send(intent, symbol, current, net - current, reason)
+
+    def _explicit(self, intent: Intent) -> RiskDecision:
+        current = self.portfolio.position(intent.symbol) + self.router.pending(intent.symbol)
+        delta = intent.size * int(intent.side)
+        if intent.trigger_px is not None:  # a tp/sl only acts later; check it as reduce/add then
+            current_after = current
+        else:
+            current_after = current + delta
+        if intent.reduce_only and abs(current_after) > abs(current) + 1e-12 and intent.trigger_px is None:
+            return self._decide(intent, False, "reduce-only order would increase position")
+        return self._check_and_send(intent, intent.symbol, current, delta, "order", explicit=True)
+
+    def _check_and_send(
+        self,
+        intent: Intent,
+        symbol: str,
+        current: float,
+        delta: float,
+        reason: str,
+        explicit: bool = False,
+    ) -> RiskDecision:
+        cfg = self.config
+        if self.killed:
+            return self._decide(intent, False, f"kill switch: {self.kill_reason}")
+        px = self._fresh_price(symbol)
+        if px is None:
+            self.dirty.add(symbol)
+            return self._decide(intent, False, "stale price: no price within max_price_age_ms")
+        if abs(delta) * px < max(cfg.min_order_notional, 1e-12):
+            return self._decide(intent, False, f"no-op: {reason}, change below min order notional")
+        new = current + delta
+        reducing = abs(new) <= abs(current) + 1e-12 and (new == 0 or (new > 0) == (current > 0))
+        notes = [reason]
+        if not reducing:
+            # largest |new| allowed by each limit, in coins
+            others = sum(
+                abs(self.portfolio.notional(s)) for s in self.portfolio.positions if s != symbol
+            )
+            equity = self.portfolio.equity()
+            caps = {
+                "max_notional_per_symbol": cfg.max_notional_per_symbol / px,
+                "max_gross_exposure": max(0.0, cfg.max_gross_exposure - others) / px,
+                "max_leverage": max(0.0, cfg.max_leverage * max(equity, 0.0) - others) / px,
+            }
+            lim_name, lim = min(caps.items(), key=lambda kv: kv[1])
+            if abs(new) > lim + 1e-12:
+                if not cfg.clip:
+                    return self._decide(intent, False, f"limit {lim_name}: |{new:.6g}| > {lim:.6g}")
+                new = math.copysign(lim, new)
+                delta = new - current
+                notes.append(f"clipped by {lim_name}")
+                if abs(delta) * px < cfg.min_order_notional:
+                    return self._decide(intent, False, f"limit {lim_name}: no room")
+        if abs(delta) * px > cfg.max_order_notional:
+            delta = math.copysign(cfg.max_order_notional / px, delta)
+            notes.append("clipped by max_order_notional")
+            if not explicit:
+                self.dirty.add(symbol)  # finish the move on a later price
+        if not self.bucket.take(1, self.clock.now_ms()):
+            self.dirty.add(symbol)
+            return self._decide(intent, False, "order rate limit")
+        reduce_only = abs(current + delta) <= abs(current) + 1e-12 and (current + delta) * current >= 0
+        if explicit:
+            req = self.router.order_for(
+                intent.intent_id, intent.agent, symbol, delta, px, reduce_only or intent.reduce_only,
+                px=intent.px, tif=intent.tif if intent.px is not None else None,
+                trigger_px=intent.trigger_px, tpsl=intent.tpsl,
+            )
+        else:
+            req = self.router.order_for(intent.intent_id, intent.agent, symbol, delta, px, reduce_only)
+        if req is None:
+            return self._decide(intent, False, "no-op: size rounds to zero lot")
+        d = self._decide(intent, True, "; ".join(notes), float(req.size * int(req.side)))
+        self.router.send(req)
+        return d
+
+    # --- heartbeats ----------------------------------------------------------
+    def check_heartbeats(self, now: int) -> list[HeartbeatLoss]:
+        """Cancel intents and open orders of agents whose heartbeat expired."""
+        lost = []
+        for agent in sorted(self.agents - self.dead):
+            if self.hb.alive(agent, now):
+                continue
+            self.dead.add(agent)
+            removed = self.bb.remove_agent(agent)
+            orders = self.router.cancel_agent(agent, "heartbeat lost")
+            ev = HeartbeatLoss(
+                now, now, agent, self.hb.last_seen(agent) or 0,
+                [it.intent_id for it in removed], orders,
+            )
+            self.audit.record(ev)
+            lost.append(ev)
+            for it in removed:
+                if it.is_target:
+                    self.dirty.add(it.symbol)
+        return lost
+
+    def revive(self, agent: str) -> None:
+        """An agent that beats again after being declared dead (restarted) may trade again."""
+        self.dead.discard(agent)

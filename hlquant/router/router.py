@@ -1,0 +1,279 @@
+"""OrderRouter: turns approved risk decisions into venue orders, exactly once.
+
+Stateless by design (all state that matters lives in the idempotency store
+and at the venue), so several replicas may run. The idempotency key is the
+Hyperliquid cloid, derived from the intent id (``hlquant.core.ids.cloid_for``)
+and claimed in the store *before* the order is sent: a duplicate intent, a
+retry or a second replica never produces a second order. Orders and cancels
+are queued and sent in batches (Hyperliquid charges ``1 + floor(n/40)``
+weight per batch) under a token bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hlquant.audit.log import AuditLog
+from hlquant.core.assets import AssetSpec
+from hlquant.core.clock import Clock
+from hlquant.core.events import (
+    CancelAck,
+    CancelRequest,
+    Event,
+    Fill,
+    FundingPayment,
+    OrderAck,
+    OrderRequest,
+    OrderStatus,
+    Side,
+    Tif,
+)
+from hlquant.core.ids import cloid_for
+from hlquant.core.ratelimit import TokenBucket
+from hlquant.router.idempotency import IdempotencyStore
+from hlquant.venues.base import Venue
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """Router settings.
+
+    - name ("router-0"): replica id, the owner recorded on claimed cloids.
+    - exec_style ("market"): how target deltas are executed: ``market`` (IOC, no limit
+      price; the venue caps slippage), ``limit`` (IOC limit at reference price
+      ± limit_offset_bps) or ``passive`` (ALO at the reference price, rests).
+    - limit_offset_bps (10.0): aggressiveness of ``limit`` orders.
+    - claim_ttl_ms (7 days): how long a claimed cloid blocks a resend.
+    - max_batch (40): orders per venue call (Hyperliquid weight 1 + floor(n/40)).
+    - orders_per_s (50.0) / burst (100): token bucket on orders sent; orders
+      beyond it wait in the queue for the next flush (they are not dropped).
+    """
+
+    name: str = "router-0"
+    exec_style: str = "market"
+    limit_offset_bps: float = 10.0
+    claim_ttl_ms: int = 7 * 24 * 3600 * 1000
+    max_batch: int = 40
+    orders_per_s: float = 50.0
+    burst: int = 100
+
+    def __post_init__(self) -> None:
+        if self.exec_style not in ("market", "limit", "passive"):
+            raise ValueError(f"router.exec_style must be market, limit or passive, not {self.exec_style!r}")
+
+
+@dataclass(slots=True)
+class OpenOrder:
+    req: OrderRequest
+    oid: int = 0
+    remaining: float = 0.0
+    status: OrderStatus = OrderStatus.PENDING
+
+
+@dataclass
+class RouterStats:
+    sent: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    filled: int = 0
+    cancels_sent: int = 0
+    batches: int = 0
+    deferred: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)
+
+
+class OrderRouter:
+    def __init__(
+        self,
+        venue: Venue,
+        idempotency: IdempotencyStore,
+        clock: Clock,
+        audit: AuditLog,
+        config: RouterConfig | None = None,
+    ) -> None:
+        self.venue = venue
+        self.idem = idempotency
+        self.clock = clock
+        self.audit = audit
+        self.config = config or RouterConfig()
+        self.assets: dict[str, AssetSpec] = venue.assets()
+        self.bucket = TokenBucket(self.config.orders_per_s, self.config.burst, clock.now_ms())
+        self.open: dict[str, OpenOrder] = {}  # by cloid
+        self._oid_to_cloid: dict[int, str] = {}
+        self._queue: list[OrderRequest] = []
+        self._cancels: list[CancelRequest] = []
+        self.stats = RouterStats()
+        self.sinks: list[Callable[[Event], None]] = []  # portfolio, risk, ...
+        venue.add_listener(self.on_venue_event)
+
+    # --- building orders ---------------------------------------------------
+    def order_for(
+        self,
+        intent_id: str,
+        agent: str,
+        symbol: str,
+        size: float,
+        ref_px: float,
+        reduce_only: bool = False,
+        px: float | None = None,
+        tif: Tif | None = None,
+        trigger_px: float | None = None,
+        tpsl: str | None = None,
+        leg: int = 0,
+    ) -> OrderRequest | None:
+        """Signed ``size`` -> a rounded OrderRequest, or None if it rounds to zero."""
+        spec = self.assets[symbol]
+        side = Side.BUY if size > 0 else Side.SELL
+        sz = spec.round_size(abs(size))
+        if sz <= 0:
+            return None
+        if px is None and tif is None:
+            style = self.config.exec_style
+            if style == "limit":
+                off = self.config.limit_offset_bps * 1e-4
+                px, tif = spec.round_price(ref_px * (1 + off * int(side))), Tif.IOC
+            elif style == "passive":
+                px, tif = spec.round_price(ref_px), Tif.ALO
+            else:
+                tif = Tif.IOC
+        elif px is not None:
+            px = spec.round_price(px)
+        if trigger_px is not None:
+            trigger_px = spec.round_price(trigger_px)
+        now = self.clock.now_ms()
+        return OrderRequest(
+            now, now, cloid_for(intent_id, leg), intent_id, agent, symbol, side, sz, px,
+            tif if tif is not None else Tif.GTC, reduce_only, trigger_px, tpsl,
+        )
+
+    def send(self, req: OrderRequest) -> bool:
+        """Claim the cloid and queue the order; False (and audited) if it was a duplicate."""
+        now = self.clock.now_ms()
+        if not self.idem.claim(req.cloid, self.config.name, self.config.claim_ttl_ms, now):
+            self.stats.duplicates += 1
+            self.audit.record_dict(
+                {"kind": "DuplicateOrder", "ts_exch": now, "ts_recv": now, "cloid": req.cloid,
+                 "intent_id": req.intent_id, "agent": req.agent, "symbol": req.symbol,
+                 "owner": self.idem.owner(req.cloid, now) or ""}
+            )
+            return False
+        self.audit.record(req)
+        self.open[req.cloid] = OpenOrder(req, remaining=req.size)
+        self._queue.append(req)
+        return True
+
+    def cancel(self, cloid: str, reason: str) -> None:
+        o = self.open.get(cloid)
+        if o is None:
+            return
+        now = self.clock.now_ms()
+        self._cancels.append(CancelRequest(now, now, o.req.symbol, cloid, o.oid, reason))
+
+    def cancel_agent(self, agent: str, reason: str) -> list[str]:
+        """Queue cancels for every open order of ``agent``; returns their cloids."""
+        cl = [c for c, o in self.open.items() if o.req.agent == agent]
+        for c in cl:
+            self.cancel(c, reason)
+        return cl
+
+    def cancel_all(self, reason: str) -> list[str]:
+        cl = list(self.open)
+        for c in cl:
+            self.cancel(c, reason)
+        return cl
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self._queue or self._cancels)
+
+    # --- sending -------------------------------------------------------------
+    def flush(self) -> None:
+        """Send queued cancels, then queued orders, batched and rate limited."""
+        now = self.clock.now_ms()
+        if self._cancels:
+            cancels, self._cancels = self._cancels, []
+            mb = self.config.max_batch
+            for i in range(0, len(cancels), mb):
+                batch = cancels[i : i + mb]
+                for c in batch:
+                    self.audit.record(c)
+                self.stats.cancels_sent += len(batch)
+                for ack in self.venue.cancel(batch):
+                    self._on_cancel_ack(ack)
+        if not self._queue:
+            return
+        n = min(len(self._queue), int(self.bucket.available(now)))
+        if n < len(self._queue):
+            self.stats.deferred += len(self._queue) - n
+        if n <= 0:
+            return
+        self.bucket.take(n, now)
+        todo, self._queue = self._queue[:n], self._queue[n:]
+        mb = self.config.max_batch
+        for i in range(0, len(todo), mb):
+            batch = todo[i : i + mb]
+            self.stats.batches += 1
+            self.stats.sent += len(batch)
+            acks = self.venue.submit(batch)
+            for req, ack in zip(batch, acks, strict=True):
+                self.idem.mark(req.cloid, ack.status.name)
+                self._on_order_ack(ack)
+
+    # --- venue events ------------------------------------------------------
+    def _on_order_ack(self, ack: OrderAck) -> None:
+        self.audit.record(ack)
+        o = self.open.get(ack.cloid)
+        if o is None:
+            return
+        if ack.oid:
+            o.oid = ack.oid
+            self._oid_to_cloid[ack.oid] = ack.cloid
+        o.status = ack.status
+        if ack.status == OrderStatus.REJECTED:
+            self.stats.rejected += 1
+            self.stats.by_error[ack.error] = self.stats.by_error.get(ack.error, 0) + 1
+        if ack.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.MARGIN_CANCELED):
+            self.open.pop(ack.cloid, None)
+        elif ack.status == OrderStatus.FILLED:
+            self.stats.filled += 1
+            self.open.pop(ack.cloid, None)
+        for s in self.sinks:
+            s(ack)
+
+    def _on_cancel_ack(self, ack: CancelAck) -> None:
+        self.audit.record(ack)
+        if ack.ok or "never placed" in ack.error:
+            self.open.pop(ack.cloid or self._oid_to_cloid.get(ack.oid, ""), None)
+        for s in self.sinks:
+            s(ack)
+
+    def on_venue_event(self, ev: Event) -> None:
+        """Listener registered on the venue: fills, async acks, cancels, funding."""
+        if isinstance(ev, Fill):
+            o = self.open.get(ev.cloid)
+            if o is not None:
+                ev.agent = o.req.agent
+                o.remaining = max(0.0, o.remaining - ev.sz)
+                if o.remaining <= 1e-12:
+                    self.open.pop(ev.cloid, None)
+            self.audit.record(ev)
+            for s in self.sinks:
+                s(ev)
+        elif isinstance(ev, OrderAck):
+            self._on_order_ack(ev)
+        elif isinstance(ev, CancelAck):
+            self._on_cancel_ack(ev)
+        elif isinstance(ev, FundingPayment):
+            self.audit.record(ev)
+            for s in self.sinks:
+                s(ev)
+
+    # --- views for the risk engine ----------------------------------------
+    def pending(self, symbol: str) -> float:
+        """Signed size of open non-trigger orders on ``symbol`` (not yet filled)."""
+        tot = 0.0
+        for o in self.open.values():
+            if o.req.symbol == symbol and o.req.trigger_px is None:
+                tot += o.remaining * int(o.req.side)
+        return tot

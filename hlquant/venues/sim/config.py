@@ -1,0 +1,74 @@
+"""SimVenue configuration and account views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SimVenueConfig:
+    """Simulated Hyperliquid venue.
+
+    - taker_fee (0.00045) / maker_fee (0.00015): Hyperliquid's base tier for perps.
+    - latency_ms (0): order arrival delay; an order sent at t executes against the
+      market as it is at t + latency_ms (0 = processed on submit).
+    - initial_cash (100_000): USDC in the cross-margin account.
+    - default_leverage (5) / leverage ({symbol: int}): per-asset leverage, capped by
+      the asset's max_leverage; initial margin = notional / leverage.
+    - min_order_value (10.0): Hyperliquid rejects orders under $10 notional.
+    - slippage_bps (1.0): extra impact when filling against a book synthesized from
+      candles/trades (no L2/BBO fresh enough).
+    - half_spread_bps (1.0): half spread of that synthesized book around the last price.
+    - book_max_age_ms (120_000): an L2/BBO older than this is not used for fills.
+    - market_slippage_cap (0.05): a market order (px=None) is an IOC limit at
+      best * (1 ± cap), as the official SDK does.
+    - fill_on_touch (False): resting orders fill when a trade prints *through* the
+      price (False) or already at it (True).
+    - maintenance_margin_fraction (0.5): maintenance margin as a fraction of initial
+      margin; account equity below it liquidates every position.
+    """
+
+    taker_fee: float = 0.00045
+    maker_fee: float = 0.00015
+    latency_ms: int = 0
+    initial_cash: float = 100_000.0
+    default_leverage: int = 5
+    leverage: dict[str, int] = field(default_factory=dict)
+    min_order_value: float = 10.0
+    slippage_bps: float = 1.0
+    half_spread_bps: float = 1.0
+    book_max_age_ms: int = 120_000
+    market_slippage_cap: float = 0.05
+    fill_on_touch: bool = False
+    maintenance_margin_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("venue.latency_ms must be >= 0")
+        if self.default_leverage < 1:
+            raise ValueError("venue.default_leverage must be >= 1")
+        if self.initial_cash < 0:
+            raise ValueError("venue.initial_cash must be >= 0")
+        if not 0 < self.market_slippage_cap < 1:
+            raise ValueError("venue.market_slippage_cap must be in (0, 1)")
+
+
+@dataclass
+class PositionState:
+    size: float
+    entry_px: float
+    unrealized: float
+    margin_used: float
+    leverage: int
+    liquidation_px: float
+    cum_funding: float
+    realized: float
+
+
+@dataclass
+class AccountState:
+    cash: float
+    equity: float
+    margin_used: float
+    withdrawable: float
+    positions: dict[str, PositionState]

@@ -1,0 +1,75 @@
+from hlquant.audit.log import AuditLog
+from hlquant.core.clock import SimClock
+from hlquant.core.events import Tif
+from hlquant.core.ids import cloid_for, is_cloid
+from hlquant.router.idempotency import InMemoryIdempotencyStore
+from hlquant.router.router import OrderRouter, RouterConfig
+
+
+def test_cloid_is_deterministic_and_wire_shaped():
+    a, b = cloid_for("agent:BTC:1:1"), cloid_for("agent:BTC:1:1")
+    assert a == b and is_cloid(a)
+    assert cloid_for("agent:BTC:1:2") != a
+    assert cloid_for("agent:BTC:1:1", leg=1) != a
+
+
+def test_duplicate_intent_sends_one_order_even_across_replicas(recording_venue):
+    clock, idem = SimClock(1), InMemoryIdempotencyStore()
+    audit = AuditLog(None, "t")
+    r1 = OrderRouter(recording_venue, idem, clock, audit, RouterConfig(name="r1"))
+    r2 = OrderRouter(recording_venue, idem, clock, audit, RouterConfig(name="r2"))
+    req = r1.order_for("i-1", "a", "BTC", 0.123456, 100_000.0)
+    assert req.size == 0.12345  # rounded down to szDecimals=5
+    assert r1.send(req)
+    assert not r1.send(req)  # retry by the same replica
+    req2 = r2.order_for("i-1", "a", "BTC", 0.123456, 100_000.0)
+    assert req2.cloid == req.cloid and not r2.send(req2)  # another replica
+    r1.flush()
+    r2.flush()
+    assert len(recording_venue.submitted) == 1
+    assert r1.stats.duplicates == 1 and r2.stats.duplicates == 1
+    df = audit.frame()
+    assert (df["kind"] == "DuplicateOrder").sum() == 2
+    assert idem.state(req.cloid) == "OPEN"
+
+
+def test_batching_and_rate_limit(recording_venue):
+    clock = SimClock(0)
+    cfg = RouterConfig(max_batch=40, orders_per_s=10.0, burst=100)
+    r = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t"), cfg)
+    for i in range(130):
+        r.send(r.order_for(f"i{i}", "a", "ETH", 1.0, 3000.0))
+    r.flush()
+    assert r.stats.batches == 3  # 100 tokens -> 40 + 40 + 20
+    assert len(recording_venue.submitted) == 100 and r.stats.deferred == 30
+    clock.t = 3000  # 30 tokens refilled
+    r.flush()
+    assert len(recording_venue.submitted) == 130
+
+
+def test_exec_styles_price_orders_on_the_tick(recording_venue):
+    clock = SimClock(0)
+    r = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t"),
+                    RouterConfig(exec_style="limit", limit_offset_bps=10))
+    o = r.order_for("x", "a", "SOL", -3.0, 151.2345)
+    assert o.tif == Tif.IOC and o.px == 151.08  # 151.2345 * (1 - 0.001) on SOL's tick
+    p = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t"),
+                    RouterConfig(exec_style="passive")).order_for("y", "a", "SOL", 3.0, 151.2345)
+    assert p.tif == Tif.ALO and p.px == 151.23
+    m = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t")).order_for(
+        "z", "a", "SOL", 3.0, 151.2)
+    assert m.px is None and m.tif == Tif.IOC
+    assert r.order_for("tiny", "a", "BTC", 0.000001, 1e5) is None
+
+
+def test_cancel_agent_batches_cancels(recording_venue):
+    clock = SimClock(0)
+    r = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t"))
+    for i, agent in enumerate(["a", "b", "a"]):
+        r.send(r.order_for(f"i{i}", agent, "BTC", 0.01, 1e5, px=90_000.0, tif=Tif.GTC))
+    r.flush()
+    cl = r.cancel_agent("a", "heartbeat lost")
+    assert len(cl) == 2
+    r.flush()
+    assert len(recording_venue.cancelled) == 2
+    assert {o.req.agent for o in r.open.values()} == {"b"}
