@@ -13,8 +13,10 @@ log = logging.getLogger(__name__)
 
 
 class SweepSummary(Callback):
+    """Prints and writes the sweep table when a multirun ends (summary.csv/html, heatmap)."""
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from hlquant.backtest.sweep_report import collect_sweep, write_sweep_report
+        from hlquant.backtest.sweep_report import collect_sweep, param_columns, write_sweep_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
         df = collect_sweep(sweep_dir)
@@ -22,7 +24,8 @@ class SweepSummary(Callback):
             log.warning("sweep in %s produced no metrics", sweep_dir)
             return
         files = write_sweep_report(df, sweep_dir)
-        cols = [c for c in df.columns if c in ("sharpe", "total_return", "max_drawdown", "fees")]
-        params = [c for c in df.columns if c not in cols and not c.startswith("_")][:4]
-        print(df[params + cols].to_string(index=False) if params else df.to_string())
-        print(f"sweep summary: {files}")
+        cols = [c for c in ("total_return", "sharpe", "max_drawdown", "fees", "funding", "n_fills")
+                if c in df.columns]
+        print(df[["job", *param_columns(df), *cols]].to_string(index=False))
+        for name, path in files.items():
+            print(f"  {name}: {path}")

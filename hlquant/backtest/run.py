@@ -62,12 +62,6 @@ def run_backtest(cfg: Any, out_dir: str | Path | None = None, market: Any = None
             from hlquant.backtest.report import write_report
 
             result.files = dict(write_report(result.artifacts, out))
-            try:
-                from hlquant.backtest.tearsheet import write_tearsheet
-
-                result.files["tearsheet"] = Path(write_tearsheet(result.artifacts, out / "tearsheet.html"))
-            except ImportError:
-                pass
         run_info = {
             "session": bt.session,
             "config": redact(c),
