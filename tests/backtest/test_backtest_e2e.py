@@ -7,25 +7,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from hlquant.audit.log import payloads
 from hlquant.backtest.report import RunArtifacts, build_report
 from hlquant.backtest.run import replay, run_backtest
-from hlquant.cli import conf_dir
+from hlquant.config.compose import load_config
 from hlquant.core.errors import ConfigError
 from hlquant.data.loaders import load_sample, write_files
 
 
 def compose(*overrides: str):
-    from hydra import compose as hcompose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        cfg = hcompose(config_name="config", overrides=list(overrides))
-    c = OmegaConf.to_container(cfg, resolve=True)
-    c.pop("hydra", None)
-    return c
+    return load_config(overrides)
 
 
 def position_from_fills(res, symbol: str) -> float:

@@ -1,0 +1,30 @@
+"""Compose the Hydra config tree from Python (notebooks, tests, the pre-flight check).
+
+The CLI and ``load_config`` read the same ``conf/`` with the same overrides,
+so a notebook run and ``hlquant backtest ...`` see identical settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import OmegaConf
+
+
+def load_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The resolved config as a plain dict (``hydra`` section dropped), e.g.
+    ``load_config(["strategy=ma_cross", "risk.max_leverage=2"])``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from hlquant.cli import conf_dir
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    c = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(c, dict)
+    c.pop("hydra", None)
+    return c

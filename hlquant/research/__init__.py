@@ -1,0 +1,1 @@
+"""Research helpers: the vectorized path (vectorbt) beside the event-driven engine."""
