@@ -275,7 +275,7 @@ class SimVenue:
                 return f"Reduce only order would increase position. asset={a}"
             return ""
         if req.size * ref < self.config.min_order_value - 1e-9:
-            return f"Order must have minimum value of ${self.config.min_order_value:g}. asset={a}"
+            return f"Order must have minimum value of ${self.config.min_order_value:g}."
         incr = max(0.0, abs(pos + signed) - abs(pos))
         if incr > 0 and req.trigger_px is None:
             need = incr * ref / self._lev[req.symbol]
@@ -597,9 +597,12 @@ class SimVenue:
             tl.remove(o)
             o.triggered = True
             self._emit(o.ack(ts, OrderStatus.TRIGGERED))
-            ref = trig
-            if open_px is not None and ((down and open_px < trig) or (not down and open_px > trig)):
-                ref = open_px  # gapped through the trigger: fills at the open
+            if open_px is None:
+                ref = low  # a tick (trade / mark): the market is at that price now
+            elif (down and open_px < trig) or (not down and open_px > trig):
+                ref = open_px  # a candle gapped through the trigger: fills at the open
+            else:
+                ref = trig  # inside a candle's range: the trigger price was traded
             if o.req.px is None:
                 self._execute(o, ts, ref=ref)
             else:
@@ -608,11 +611,14 @@ class SimVenue:
                 self._emit(o.ack(ts, error=o._err))
 
     def _check_liquidation(self, ts: int) -> None:
-        mu = self.margin_used()
-        if not mu:
-            return
-        eq = self.equity()
-        if eq >= mu * self.config.maintenance_margin_fraction:
+        # one pass over positions (hot path: runs on every print while a position is open)
+        eq, mu = self.cash, 0.0
+        for s, p in self._pos.items():
+            if p.size:
+                m = self._mark.get(s) or self._last.get(s, math.nan)
+                eq += p.size * (m - p.entry)
+                mu += abs(p.size) * m / self._lev[s]
+        if not mu or eq >= mu * self.config.maintenance_margin_fraction:
             return
         for o in list(self._orders.values()):
             if o.status in (OrderStatus.OPEN, OrderStatus.PENDING):
