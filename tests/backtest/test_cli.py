@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 
 def hlquant(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -51,3 +52,17 @@ def test_unknown_command_and_bad_override_fail_clearly(tmp_path):
     assert p.returncode != 0 and "unknown command" in p.stderr
     p = hlquant("backtest", "strategy=nope", cwd=tmp_path)
     assert p.returncode != 0 and "nope" in p.stderr
+
+
+def test_optuna_search_maximizes_sharpe(tmp_path):
+    out = tmp_path / "optuna"
+    p = hlquant("backtest", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
+                "hydra.sweeper.n_jobs=1", "hydra.sweeper.direction=maximize",
+                "strategy.fast=range(5,20)", "strategy.slow=range(50,200,10)", "data.end=2026-01-06",
+                f"hydra.sweep.dir={out}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    df = pd.read_csv(out / "summary.csv")
+    assert len(df) == 3
+    assert "Best value" in p.stderr + p.stdout
+    best = float((p.stderr + p.stdout).split("Best value:")[1].split()[0])
+    assert best == pytest.approx(df["sharpe"].max())

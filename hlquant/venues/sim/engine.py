@@ -122,6 +122,7 @@ class SimVenue:
         self._last: dict[str, float] = {}
         self._last_ts: dict[str, int] = {}
         self._mark: dict[str, float] = {}
+        self._mid: dict[str, float] = {}
         self._book: dict[str, tuple] = {}  # sym -> (ts, bid_px, bid_sz, ask_px, ask_sz) arrays
         self._bbo: dict[str, tuple] = {}  # sym -> (ts, bid, bid_sz, ask, ask_sz)
         self._orders: dict[int, _Order] = {}
@@ -174,7 +175,8 @@ class SimVenue:
         return self._active.get(symbol, 0) > 0 or bool(self._pending)
 
     def mark_price(self, symbol: str) -> float:
-        return self._mark.get(symbol) or self._last.get(symbol, math.nan)
+        """Mark, else last trade/candle close, else the book's mid."""
+        return self._mark.get(symbol) or self._last.get(symbol) or self._mid.get(symbol, math.nan)
 
     # ------------------------------------------------------------------ account
     def _spec(self, symbol: str) -> AssetSpec:
@@ -542,6 +544,8 @@ class SimVenue:
     def on_book(self, symbol: str, ts: int, bid_px: np.ndarray, bid_sz: np.ndarray,
                 ask_px: np.ndarray, ask_sz: np.ndarray) -> None:
         self._book[symbol] = (ts, bid_px, bid_sz, ask_px, ask_sz)
+        if len(bid_px) and len(ask_px):
+            self._mid[symbol] = (float(bid_px[0]) + float(ask_px[0])) / 2
         if self._pending:
             self._due(ts)
         if self._active[symbol]:
@@ -549,6 +553,7 @@ class SimVenue:
 
     def on_bbo(self, symbol: str, ts: int, bid_px: float, bid_sz: float, ask_px: float, ask_sz: float) -> None:
         self._bbo[symbol] = (ts, bid_px, bid_sz, ask_px, ask_sz)
+        self._mid[symbol] = (bid_px + ask_px) / 2
         if self._pending:
             self._due(ts)
         if self._active[symbol]:
@@ -615,7 +620,7 @@ class SimVenue:
         eq, mu = self.cash, 0.0
         for s, p in self._pos.items():
             if p.size:
-                m = self._mark.get(s) or self._last.get(s, math.nan)
+                m = self._mark.get(s) or self._last.get(s) or self._mid.get(s, math.nan)
                 eq += p.size * (m - p.entry)
                 mu += abs(p.size) * m / self._lev[s]
         if not mu or eq >= mu * self.config.maintenance_margin_fraction:
