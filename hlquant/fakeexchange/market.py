@@ -61,6 +61,8 @@ class MarketState:
     funding: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     ctx: dict[str, dict[str, Any]] = field(default_factory=dict)
     tid: int = 0
+    candle_page: int = CANDLE_CAP
+    candle_history: int = CANDLE_CAP
 
     # --- updates: each returns the WS messages (channel, data, sub identifier) ---------
     def on_trade(self, ev: Trade) -> list[tuple[str, Any, str]]:
@@ -145,8 +147,11 @@ class MarketState:
         return None
 
     def candle_snapshot(self, coin: str, interval: str, start: int, end: int) -> list[dict[str, Any]]:
-        rows = [c for c in self.candles.get((coin, interval), []) if start <= c["t"] <= end]
-        return rows[-CANDLE_CAP:]  # like the real API: only the most recent 5000
+        """Like the real API: only the most recent ``candle_history`` candles exist at all,
+        and one answer holds at most ``candle_page`` of them, from ``start`` on."""
+        reachable = self.candles.get((coin, interval), [])[-self.candle_history:]
+        rows = [c for c in reachable if start <= c["t"] <= end]
+        return rows[: self.candle_page]
 
     def funding_history(self, coin: str, start: int, end: int | None) -> list[dict[str, Any]]:
         rows = [f for f in self.funding.get(coin, []) if f["time"] >= start and (end is None or f["time"] <= end)]

@@ -382,6 +382,12 @@ class FakeExchange:
             if book is not None:
                 await ws.send_str(json.dumps({"channel": "l2Book", "data": book}))
 
+    async def send_raw(self, text: str) -> int:
+        """Send a raw frame to every WebSocket (malformed-message tests)."""
+        for ws in list(self._ws):
+            await _safe_send(ws, text)
+        return len(self._ws)
+
     async def drop_connections(self) -> int:
         """Close every WebSocket (clients must reconnect and resubscribe)."""
         n = 0
