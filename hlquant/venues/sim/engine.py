@@ -126,6 +126,7 @@ class SimVenue:
         self._book: dict[str, tuple] = {}  # sym -> (ts, bid_px, bid_sz, ask_px, ask_sz) arrays
         self._bbo: dict[str, tuple] = {}  # sym -> (ts, bid, bid_sz, ask, ask_sz)
         self._orders: dict[int, _Order] = {}
+        self._live: dict[int, _Order] = {}  # open or pending only: what per-order scans iterate
         self._by_cloid: dict[str, int] = {}
         self._resting: dict[str, list[_Order]] = {s: [] for s in assets}
         self._triggers: dict[str, list[_Order]] = {s: [] for s in assets}
@@ -165,11 +166,11 @@ class SimVenue:
 
     def open_orders(self) -> list[OrderAck]:
         now = self.clock.now_ms()
-        return [o.ack(now) for o in self._orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PENDING)]
+        return [o.ack(now) for o in self._live.values()]
 
     def open_order_objects(self) -> list[_Order]:
         """Open orders with their request (for the fake exchange's openOrders)."""
-        return [o for o in self._orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PENDING)]
+        return list(self._live.values())
 
     def busy(self, symbol: str) -> bool:
         return self._active.get(symbol, 0) > 0 or bool(self._pending)
@@ -204,8 +205,8 @@ class SimVenue:
 
     def _order_margin(self) -> float:
         m = 0.0
-        for o in self._orders.values():
-            if o.status in (OrderStatus.OPEN, OrderStatus.PENDING) and not o.req.reduce_only and o.req.trigger_px is None:
+        for o in self._live.values():
+            if not o.req.reduce_only and o.req.trigger_px is None:
                 px = o.req.px or self.mark_price(o.req.symbol)
                 m += o.remaining * px / self._lev[o.req.symbol]
         return m
@@ -243,6 +244,7 @@ class SimVenue:
             self._oid += 1
             o = _Order(self._oid, req, now + self.config.latency_ms)
             self._orders[o.oid] = o
+            self._live[o.oid] = o
             if req.cloid:
                 self._by_cloid[req.cloid] = o.oid
             self._active[req.symbol] += 1
@@ -330,6 +332,7 @@ class SimVenue:
     def _close(self, o: _Order, status: OrderStatus) -> None:
         if o.status in (OrderStatus.OPEN, OrderStatus.PENDING):
             self._active[o.req.symbol] -= 1
+        self._live.pop(o.oid, None)
         o.status = status
         lst = self._resting[o.req.symbol]
         if o in lst:
@@ -353,7 +356,7 @@ class SimVenue:
                         self._emit(o.ack(o.arrive))
         if self._dms_at is not None and now >= self._dms_at:
             at, self._dms_at = self._dms_at, None
-            for o in list(self._orders.values()):
+            for o in list(self._live.values()):
                 if o.status in (OrderStatus.OPEN, OrderStatus.PENDING):
                     self._close(o, OrderStatus.CANCELED)
                     self._emit(CancelAck(at, at, o.req.symbol, o.req.cloid, o.oid, True, "", "scheduleCancel"))
@@ -625,7 +628,7 @@ class SimVenue:
                 mu += abs(p.size) * m / self._lev[s]
         if not mu or eq >= mu * self.config.maintenance_margin_fraction:
             return
-        for o in list(self._orders.values()):
+        for o in list(self._live.values()):
             if o.status in (OrderStatus.OPEN, OrderStatus.PENDING):
                 self._close(o, OrderStatus.MARGIN_CANCELED)
                 self._emit(o.ack(ts))
