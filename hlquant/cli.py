@@ -2,6 +2,8 @@
 
     hlquant backtest [hydra overrides...]      e.g. strategy=ma_cross risk.max_leverage=2
     hlquant backtest -m strategy.fast=5,10 strategy.slow=50,100   (parallel sweep)
+    hlquant paper [overrides...]               same strategy, live data, simulated fills
+    hlquant live [overrides...]                pre-flight check, then signed orders (testnet default)
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
@@ -58,6 +60,31 @@ def _backtest_task(cfg) -> float:
     return float(m.get("sharpe", 0.0))
 
 
+def _session_task(mode: str):
+    def task(cfg) -> None:
+        import asyncio
+
+        from hydra.core.hydra_config import HydraConfig
+
+        from hlquant.live.session import run_session
+
+        out = Path(HydraConfig.get().runtime.output_dir)
+        if mode == "live":
+            from hlquant.live.preflight import preflight
+
+            for check in preflight(cfg, live=True):
+                print(check)
+        dur = cfg.live.duration_s
+        res = asyncio.run(run_session(cfg, mode, out_dir=out, duration_s=float(dur) if dur else None,
+                                      handle_signals=True))
+        s = res.status
+        print(f"\n== {mode} session: {s['events']:,} events, equity {s['equity']:,.2f}, "
+              f"positions {s['positions']}, reconnects {s['feed']['reconnects']} ==")
+        print(f"session files: {out}")
+
+    return task
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -67,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd == "backtest":
         _hydra_main(_backtest_task, rest)
+    elif cmd in ("paper", "live"):
+        _hydra_main(_session_task(cmd), [f"mode={cmd}", *rest])
     elif cmd == "replay":
         if len(rest) != 1:
             raise SystemExit("usage: hlquant replay RUN_DIR")

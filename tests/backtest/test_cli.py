@@ -66,3 +66,19 @@ def test_optuna_search_maximizes_sharpe(tmp_path):
     assert "Best value" in p.stderr + p.stdout
     best = float((p.stderr + p.stdout).split("Best value:")[1].split()[0])
     assert best == pytest.approx(df["sharpe"].max())
+
+
+def test_live_refuses_without_credentials_after_preflight(tmp_path):
+    import os
+
+    env_key = os.environ.pop("HLQUANT_PRIVATE_KEY", None)
+    try:
+        p = hlquant("live", "strategy=ma_cross", "data.end=2026-01-06", f"hydra.run.dir={tmp_path / 'l'}",
+                    cwd=tmp_path)
+    finally:
+        if env_key is not None:
+            os.environ["HLQUANT_PRIVATE_KEY"] = env_key
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert "pre-flight refused" in out and "no signer key" in out
+    assert "[FAIL] credentials" in out
