@@ -4,6 +4,8 @@
     hlquant backtest -m strategy.fast=5,10 strategy.slow=50,100   (parallel sweep)
     hlquant paper [overrides...]               same strategy, live data, simulated fills
     hlquant live [overrides...]                pre-flight check, then signed orders (testnet default)
+    hlquant component agent NAME|risk|router NAME|ingest [overrides...]
+                                               one live component as its own process (Redis)
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
@@ -85,6 +87,30 @@ def _session_task(mode: str):
     return task
 
 
+def _component_task(kind: str, name: str):
+    def task(cfg) -> None:
+        import asyncio
+
+        from hydra.core.hydra_config import HydraConfig
+
+        from hlquant.live import components as comp
+
+        out = Path(HydraConfig.get().runtime.output_dir)
+        if kind == "agent":
+            res = asyncio.run(comp.run_agent(cfg, name, out, handle_signals=True))
+        elif kind == "risk":
+            res = asyncio.run(comp.run_risk(cfg, out, handle_signals=True))
+        elif kind == "router":
+            res = comp.run_router(cfg, name, out)
+        elif kind == "ingest":
+            res = asyncio.run(comp.run_ingest(cfg, handle_signals=True))
+        else:
+            raise SystemExit(f"unknown component {kind!r}: agent, risk, router, ingest")
+        print(f"{kind} {name}: {res}")
+
+    return task
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -94,6 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd == "backtest":
         _hydra_main(_backtest_task, rest)
+    elif cmd == "component":
+        if not rest:
+            raise SystemExit("usage: hlquant component agent NAME|risk|router NAME|ingest [overrides]")
+        kind = rest[0]
+        needs_name = kind in ("agent", "router")
+        if needs_name and len(rest) < 2:
+            raise SystemExit(f"usage: hlquant component {kind} NAME [overrides]")
+        name = rest[1] if needs_name else kind
+        args = rest[2:] if needs_name else rest[1:]
+        _hydra_main(_component_task(kind, name), ["mode=live", *args])
     elif cmd in ("paper", "live"):
         _hydra_main(_session_task(cmd), [f"mode={cmd}", *rest])
     elif cmd == "replay":

@@ -58,6 +58,7 @@ class RedisStreamBus:
         self._pending_first: set[str] = set()
         self.counters: Counter = Counter()
         self._cluster = hasattr(client, "get_primaries")
+        self.redelivery = False
 
     def key(self, topic: str) -> str:
         return f"{self.ns}:{topic}"
@@ -90,7 +91,10 @@ class RedisStreamBus:
             if "BUSYGROUP" not in str(e):
                 raise
 
-    def _dispatch(self, k: str, entries: Sequence[tuple[Any, dict]]) -> int:
+    def _dispatch(self, k: str, entries: Sequence[tuple[Any, dict]], redelivery: bool = False) -> int:
+        """Handlers see ``self.redelivery``: True when an entry was delivered before
+        (own pending after a restart, or claimed from a dead consumer)."""
+        self.redelivery = redelivery
         n = 0
         topic = self._streams[k]
         for msg_id, fields in entries:
@@ -117,7 +121,7 @@ class RedisStreamBus:
         for k in list(self._pending_first):
             res = self.r.xreadgroup(self.group, self.consumer, {k: "0"}, count=count)
             entries = res[0][1] if res else []
-            n += self._dispatch(k, entries)
+            n += self._dispatch(k, entries, redelivery=True)
             if len(entries) < count:
                 self._pending_first.discard(k)
         if not self._streams:
@@ -132,7 +136,7 @@ class RedisStreamBus:
                 time.sleep(block_ms / 1000.0)
             return n
         res = self.r.xreadgroup(self.group, self.consumer, {k: ">" for k in self._streams},
-                                count=count, block=block_ms if n == 0 else None)
+                                count=count, block=block_ms if n == 0 and block_ms > 0 else None)
         for k, entries in res or []:
             n += self._dispatch(k.decode() if isinstance(k, bytes) else k, entries)
         return n
@@ -146,7 +150,7 @@ class RedisStreamBus:
             entries = res[1] if res else []
             if entries:
                 self.counters["claimed"] += len(entries)
-                n += self._dispatch(k, entries)
+                n += self._dispatch(k, entries, redelivery=True)
         return n
 
     def pending(self) -> int:

@@ -137,7 +137,7 @@ class RiskEngine:
     def _decide(self, intent: Intent, ok: bool, reason: str, size: float = 0.0) -> RiskDecision:
         now = self.clock.now_ms()
         d = RiskDecision(now, now, intent.intent_id, intent.agent, intent.symbol, ok, reason, size)
-        key = reason.split(":")[0]
+        key = reason.split(":")[0].split(" to ")[0]  # counts by kind of reason, not by value
         self.counts[key] = self.counts.get(key, 0) + 1
         self.audit.record(d)
         return d

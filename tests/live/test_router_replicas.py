@@ -1,0 +1,78 @@
+"""Stateless router replicas sharing Redis: a replica dies after sending, another takes over."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+
+from hlquant.bus.redis_state import RedisStreamBus
+from hlquant.config.compose import load_config
+from hlquant.core.events import OrderRequest, Side, Tif
+from hlquant.core.ids import cloid_for
+from hlquant.fakeexchange.testing import running_fake_exchange
+from hlquant.live.components import RouterReplica
+from tests.conftest import require_server
+from tests.hyperliquid.conftest import seed_books
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.fixture()
+def ns():
+    try:
+        redis.Redis(host="127.0.0.1", port=6379).ping()
+    except redis.ConnectionError:
+        require_server(False, "Redis on 127.0.0.1:6379")
+    ns = f"rep{uuid.uuid4().hex[:8]}"
+    yield ns
+    r = redis.Redis(host="127.0.0.1", port=6379, db=13)
+    for k in r.scan_iter(f"{ns}:*"):
+        r.delete(k)
+
+
+def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_path):
+    with running_fake_exchange() as fx:
+        fx.server.faults.weight_per_min = 10**9
+        seed_books(fx.server)
+        monkeypatch.setenv("HLQUANT_PRIVATE_KEY", fx.agent_key)
+        cfg = load_config(["strategy=drill", f"live.url={fx.url}", f"live.account_address={fx.master}",
+                           f"live.namespace={ns}", "live.redis_url=redis://127.0.0.1:6379/13",
+                           "live.claim_ttl_ms=300", "live.dead_mans_switch_ms=0"])
+        a = RouterReplica(cfg, "A", tmp_path / "a")
+        b = RouterReplica(cfg, "B", tmp_path / "b")
+        prod = RedisStreamBus(redis.Redis(host="127.0.0.1", port=6379, db=13), ns)
+        now = int(time.time() * 1000)
+        reqs = [OrderRequest(now, now, cloid_for(f"i{i}"), f"i{i}", "a1", "BTC", Side.BUY, 0.001,
+                             90_000.0 + i, Tif.GTC) for i in range(60)]
+        prod.publish_many([("OrderRequest:{BTC}", q) for q in reqs])
+
+        # A sends orders, but on its 20th it dies after the exchange accepted it (no mark, no ack)
+        calls = {"n": 0}
+        real_mark = a.idem.mark
+
+        def mark_then_die(key, state):
+            calls["n"] += 1
+            if calls["n"] == 20:
+                raise Crash("killed after send")
+            real_mark(key, state)
+
+        monkeypatch.setattr(a.idem, "mark", mark_then_die)
+        with pytest.raises(Crash):
+            a.bus.poll(block_ms=10, count=30)  # A received 30, finished 19, died on the 20th
+        assert a.bus.pending() == 11  # the 20th..30th are left pending on dead A
+
+        b.bus.poll(block_ms=10, count=100)  # B handles the 30 never given to A
+        assert b.counters["sent"] == 30
+        time.sleep(0.4)  # A's claims expire
+        b.bus.claim_stale(min_idle_ms=0)  # B takes over what A left
+        assert b.bus.pending() == 0 and a.bus.pending() == 0
+
+        cloids = [o["cloid"] for o in fx.server.orders_received]
+        assert len(cloids) == 60 and len(set(cloids)) == 60, "every order exactly once"
+        assert b.counters["found_on_exchange"] == 1  # the one A sent before dying
+        assert b.counters["sent"] == 30 + 10
