@@ -62,7 +62,7 @@ def _backtest_task(cfg) -> float:
     return float(m.get("sharpe", 0.0))
 
 
-def _session_task(mode: str):
+def _session_task(mode: str, overrides: list[str]):
     def task(cfg) -> None:
         import asyncio
 
@@ -76,6 +76,9 @@ def _session_task(mode: str):
 
             for check in preflight(cfg, live=True):
                 print(check)
+            if cfg.live.topology == "processes":
+                _supervise_components(cfg, overrides, out)
+                return
         dur = cfg.live.duration_s
         res = asyncio.run(run_session(cfg, mode, out_dir=out, duration_s=float(dur) if dur else None,
                                       handle_signals=True))
@@ -85,6 +88,45 @@ def _session_task(mode: str):
         print(f"session files: {out}")
 
     return task
+
+
+def _supervise_components(cfg, overrides: list[str], out: Path) -> None:
+    """``live.topology=processes``: one process per component, supervised."""
+    import asyncio
+    import signal
+    import subprocess
+
+    from hlquant.config.build import build_agents
+    from hlquant.live.supervisor import Supervisor
+
+    sup = Supervisor(out / "health.json")
+    base = [sys.executable, "-m", "hlquant.cli", "component"]
+    user = [o for o in overrides if not o.startswith("hydra.")]
+
+    def starter(args: list[str], tag: str):
+        def start():
+            log_f = open(out / f"{tag}.log", "ab")
+            return subprocess.Popen([*base, *args, *user, f"hydra.run.dir={out / tag}"],
+                                    stdout=log_f, stderr=subprocess.STDOUT)
+        return start
+
+    for i in range(int(cfg.live.router_replicas)):
+        sup.add_process(f"router-r{i + 1}", starter(["router", f"r{i + 1}"], f"router-r{i + 1}"))
+    sup.add_process("risk", starter(["risk"], "risk"))
+    for a in build_agents(cfg.strategy):
+        sup.add_process(f"agent-{a.name}", starter(["agent", a.name], f"agent-{a.name}"))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if cfg.live.duration_s:
+            loop.call_later(float(cfg.live.duration_s), stop.set)
+        await sup.run(stop)
+
+    asyncio.run(main())
+    print(f"components stopped; health: {sup.health()}")
 
 
 def _component_task(kind: str, name: str):
@@ -131,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         args = rest[2:] if needs_name else rest[1:]
         _hydra_main(_component_task(kind, name), ["mode=live", *args])
     elif cmd in ("paper", "live"):
-        _hydra_main(_session_task(cmd), [f"mode={cmd}", *rest])
+        _hydra_main(_session_task(cmd, rest), [f"mode={cmd}", *rest])
     elif cmd == "replay":
         if len(rest) != 1:
             raise SystemExit("usage: hlquant replay RUN_DIR")

@@ -143,6 +143,7 @@ class FakeExchange:
         self.faults = Faults()
         self.counters: dict[str, int] = defaultdict(int)
         self.orders_received: list[dict[str, Any]] = []  # every order wire accepted onto a venue
+        self.order_hooks: list[Any] = []  # callables(wire, perf_counter_ns) when an order request arrives
         self._ws: set[web.WebSocketResponse] = set()
         self._subs: dict[web.WebSocketResponse, dict[str, dict]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -411,10 +412,15 @@ class FakeExchange:
         return web.json_response(out, status=status)
 
     async def exchange_handler(self, request: web.Request) -> web.StreamResponse:
+        t_arrival = time.perf_counter_ns()
         try:
             body = await request.json()
         except ValueError:
             return web.json_response({"error": "Failed to deserialize the JSON body"}, status=422)
+        if self.order_hooks and (body.get("action") or {}).get("type") == "order":
+            for hook in self.order_hooks:  # latency probes: the moment the request arrived
+                for w in body["action"].get("orders", []):
+                    hook(w, t_arrival)
         status, out = await self._exchange(body, request.remote or "?")
         if status == 429:
             return web.Response(status=429, text="null", content_type="application/json")
