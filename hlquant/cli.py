@@ -6,6 +6,7 @@
     hlquant live [overrides...]                pre-flight check, then signed orders (testnet default)
     hlquant component agent NAME|risk|router NAME|ingest [overrides...]
                                                one live component as its own process (Redis)
+    hlquant ingest files|hyperliquid|graphql ...   history into PostgreSQL (see --help)
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd == "backtest":
         _hydra_main(_backtest_task, rest)
+    elif cmd == "ingest":
+        from hlquant.storage.ingest import main as ingest_main
+
+        raise SystemExit(ingest_main(rest))
     elif cmd == "component":
         if not rest:
             raise SystemExit("usage: hlquant component agent NAME|risk|router NAME|ingest [overrides]")

@@ -10,6 +10,7 @@ input is sorted, not rejected.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -66,6 +67,8 @@ def load_files(
     symbols: Sequence[str] | None = None,
     interval_ms: int | None = None,
     candle_ts: Literal["open", "close"] = "open",
+    on_error: Literal["raise", "skip"] = "raise",
+    bad_rows: list[tuple[str, int, str]] | None = None,
 ) -> MarketData:
     """Load a directory of stream files (or one candles file).
 
@@ -77,6 +80,8 @@ def load_files(
     - interval_ms: candle interval; default inferred (smallest ts step per symbol,
       60000 if every symbol has a single bar).
     - candle_ts: whether candle ``ts`` is the bar open (default) or close time.
+    - on_error: ``raise`` (default) stops at the first bad row with its position;
+      ``skip`` drops bad rows and appends ``(file, line, reason)`` to ``bad_rows``.
     """
     p = Path(path)
     if not p.exists():
@@ -97,7 +102,9 @@ def load_files(
     if candle_ts not in ("open", "close"):
         raise ValueError(f"candle_ts must be 'open' or 'close', got {candle_ts!r}")
 
-    frames = {stem: read_stream(f, SCHEMAS[stem]) for stem, f in files.items()}
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    frames = {stem: read_stream(f, SCHEMAS[stem], on_error, bad_rows) for stem, f in files.items()}
     if symbols is None:
         table = sorted(set().union(*(set(fr["symbol"]) for fr in frames.values())))
     else:
@@ -115,7 +122,8 @@ def load_files(
 
 
 # ----------------------------------------------------------------------------- reading
-def read_stream(path: Path, schema: StreamSchema) -> dict[str, np.ndarray]:
+def read_stream(path: Path, schema: StreamSchema, on_error: str = "raise",
+                bad_rows: list[tuple[str, int, str]] | None = None) -> dict[str, np.ndarray]:
     """Read and validate one stream file into typed columns (file order kept).
 
     Returns numpy columns named as the schema (``ts``/``ts_recv`` as int ms,
@@ -131,6 +139,33 @@ def read_stream(path: Path, schema: StreamSchema) -> dict[str, np.ndarray]:
     except (OSError, ValueError) as e:
         raise DataError(f"{fname}: cannot read file: {e}") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
+    if on_error == "skip":
+        return _read_skipping(df, fname, schema, bad_rows if bad_rows is not None else [])
+    return _validate(df, fname, schema)
+
+
+_ROW = re.compile(r" row (\d+): ")
+
+
+def _read_skipping(df: pd.DataFrame, fname: str, schema: StreamSchema,
+                   bad_rows: list[tuple[str, int, str]]) -> dict[str, np.ndarray]:
+    """Validate, dropping each bad row (reported with its 1-based line in the file)."""
+    df = df.reset_index(drop=True)
+    orig = np.arange(len(df))
+    while True:
+        try:
+            return _validate(df, fname, schema)
+        except DataError as e:
+            m = _ROW.search(str(e))
+            if m is None:
+                raise  # a file-level problem (missing column...): nothing to skip
+            i = int(m.group(1)) - 1
+            bad_rows.append((fname, int(orig[i]) + 1, str(e).split(": ", 1)[1]))
+            df = df.drop(index=df.index[i]).reset_index(drop=True)
+            orig = np.delete(orig, i)
+
+
+def _validate(df: pd.DataFrame, fname: str, schema: StreamSchema) -> dict[str, np.ndarray]:
     missing = [c for c in schema.required if c not in df.columns]
     if missing:
         raise DataError(

@@ -97,6 +97,11 @@ def schema_sql(schema: str, timescale: bool) -> list[str]:
         body = ", ".join(f"{c} {typ} NOT NULL" for c, typ in cols)
         part = "" if timescale else " PARTITION BY RANGE (ts_exch)"
         out.append(f"CREATE TABLE IF NOT EXISTS {s}.{t} ({body}, PRIMARY KEY ({key})){part}")
+    out.append(
+        f"CREATE TABLE IF NOT EXISTS {s}.fills (account text NOT NULL, tid bigint NOT NULL, "
+        "ts_exch bigint NOT NULL, symbol text NOT NULL, side smallint NOT NULL, px double precision NOT NULL, "
+        "sz double precision NOT NULL, fee double precision NOT NULL, closed_pnl double precision NOT NULL, "
+        "oid bigint NOT NULL, cloid text NOT NULL, source text NOT NULL, PRIMARY KEY (account, tid))")
     audit_part = "" if timescale else " PARTITION BY RANGE (ts_exch)"
     out.append(
         f"CREATE TABLE IF NOT EXISTS {s}.audit (session text NOT NULL, seq bigint NOT NULL, "
@@ -285,8 +290,8 @@ class PostgresStore:
         total = len(md)
         bar = tqdm(total=total, unit="row", unit_scale=True, desc="ingest", disable=not progress)
         with self.pool.connection() as c:
-            c.execute("INSERT INTO {}.meta (key, value) VALUES ('interval_ms', %s) ON CONFLICT (key) "
-                      "DO UPDATE SET value = EXCLUDED.value".format(self.schema), (json.dumps(md.interval_ms),))
+            c.execute(f"INSERT INTO {self.schema}.meta (key, value) VALUES ('interval_ms', %s) ON CONFLICT (key) "
+                      "DO UPDATE SET value = EXCLUDED.value", (json.dumps(md.interval_ms),))
         for kind, a in md.arrays().items():
             if not len(a):
                 continue
@@ -353,6 +358,20 @@ class PostgresStore:
                                       r.symbol, r.id, r.payload))
                 cur.execute(f"INSERT INTO {s}.audit SELECT * FROM stage_audit ON CONFLICT DO NOTHING")
                 return int(cur.rowcount)
+
+    def insert_fills(self, account: str, fills: Iterable[Any], source: str) -> int:
+        """Account fills (core ``Fill`` events), unique by trade id: re-runs insert nothing."""
+        rows = [(account.lower(), int(f.tid), int(f.ts_exch), f.symbol, int(f.side), float(f.px), float(f.sz),
+                 float(f.fee), float(f.closed_pnl), int(f.oid), f.cloid or "", source) for f in fills]
+        if not rows:
+            return 0
+        with self.pool.connection() as c, c.cursor() as cur:
+            c.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_fills (LIKE {self.schema}.fills) ON COMMIT DROP")
+            with cur.copy("COPY stage_fills FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            cur.execute(f"INSERT INTO {self.schema}.fills SELECT * FROM stage_fills ON CONFLICT DO NOTHING")
+            return int(cur.rowcount)
 
     # --- loading ---------------------------------------------------------------
     def _where(self, ids: Mapping[str, int], symbols: list[str], start: int | None, end: int | None) -> str:
