@@ -13,6 +13,7 @@ orders. Every decision is audited with its reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hlquant.agents.blackboard import Blackboard, HeartbeatStore
@@ -38,6 +39,9 @@ class RiskConfig:
     - max_drawdown (0.5): drawdown from peak equity that trips the kill switch.
     - clip (True): clip orders to the limits (True) or reject them (False).
     - kill_switch (False): start with trading halted.
+    - rules ([]): extra checks, ``"module:function"`` paths; each is called as
+      ``rule(RuleContext) -> str | None`` and a returned string rejects the order
+      with that reason (see docs/risk.md).
     """
 
     max_notional_per_symbol: float = 50_000.0
@@ -51,6 +55,7 @@ class RiskConfig:
     max_drawdown: float = 0.5
     clip: bool = True
     kill_switch: bool = False
+    rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_notional_per_symbol", "max_gross_exposure", "max_leverage",
@@ -62,6 +67,35 @@ class RiskConfig:
             raise ValueError(f"risk.max_drawdown must be in (0, 1], got {self.max_drawdown}")
         if self.min_order_notional < 0:
             raise ValueError("risk.min_order_notional must be >= 0")
+        object.__setattr__(self, "rules", tuple(self.rules or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What a custom risk rule sees for one order about to be sent."""
+
+    intent: Intent
+    symbol: str
+    current: float  # position + pending, coins
+    delta: float  # the order, signed coins
+    price: float
+    now: int
+    equity: float
+    engine: RiskEngine
+
+
+def load_rules(paths: tuple[str, ...]) -> list[Callable[[RuleContext], str | None]]:
+    import importlib
+
+    out = []
+    for path in paths:
+        mod, _, name = path.partition(":")
+        try:
+            fn = getattr(importlib.import_module(mod), name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ValueError(f"risk.rules: cannot import {path!r}: {e}") from None
+        out.append(fn)
+    return out
 
 
 class RiskEngine:
@@ -92,6 +126,7 @@ class RiskEngine:
         self.peak_equity = portfolio.equity()
         self.counts: dict[str, int] = {}
         self._renets = 0
+        self.rules = load_rules(config.rules)
 
     # --- inputs ------------------------------------------------------------
     def register_agent(self, name: str) -> None:
@@ -213,6 +248,11 @@ class RiskEngine:
             notes.append("clipped by max_order_notional")
             if not explicit:
                 self.dirty.add(symbol)  # finish the move on a later price
+        for rule in self.rules:
+            why = rule(RuleContext(intent, symbol, current, delta, px, self.clock.now_ms(),
+                                   self.portfolio.equity(), self))
+            if why:
+                return self._decide(intent, False, f"rule {getattr(rule, '__name__', 'rule')}: {why}")
         if not self.bucket.take(1, self.clock.now_ms()):
             self.dirty.add(symbol)
             return self._decide(intent, False, "order rate limit")

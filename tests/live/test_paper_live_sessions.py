@@ -53,6 +53,7 @@ def test_live_session_places_signed_orders_and_reconciles(tmp_path, monkeypatch)
             (p["position"]["coin"], p) for p in fx.server._clearinghouse(
                 fx.server.accounts[fx.master.lower()], 0)["assetPositions"])}
     s = res.status
+    assert fx.server.counters["exchange:scheduleCancel"] >= 2  # dead man's switch armed, then disarmed
     assert fx.server.orders_received, "orders must reach the exchange"
     cloids = [o["cloid"] for o in fx.server.orders_received]
     assert len(cloids) == len(set(cloids)), "no duplicate orders"

@@ -3,7 +3,7 @@ import itertools
 import pytest
 
 from hlquant.agents.blackboard import InMemoryBlackboard, InMemoryHeartbeats
-from hlquant.audit.log import AuditLog
+from hlquant.audit.log import AuditLog, payloads
 from hlquant.core.clock import SimClock
 from hlquant.core.events import Intent, Side
 from hlquant.portfolio.portfolio import Portfolio
@@ -136,3 +136,20 @@ def test_config_validation():
         RiskConfig(max_leverage=0)
     with pytest.raises(ValueError, match="max_drawdown"):
         RiskConfig(max_drawdown=1.5)
+
+
+def test_custom_rules_reject_with_their_reason_and_are_audited(recording_venue):
+    eng, bb, hb, router, clock, audit, _ = make(recording_venue, rules=("hlquant.risk.rules:avoid_funding_minute",))
+    hour = 1_767_225_600_000 + 3_600_000
+    clock.advance_to(hour - 30_000)
+    eng.on_price("BTC", 100_000.0, clock.t)
+    d = post(eng, bb, "mom", "BTC", 0.3, clock.t)
+    assert not d.approved and d.reason == "rule avoid_funding_minute: no new exposure in the minute before funding"
+    clock.advance_to(hour + 1_000)
+    eng.on_price("BTC", 100_000.0, clock.t)
+    assert post(eng, bb, "mom", "BTC", 0.3, clock.t).approved
+    frame = audit.frame()
+    reasons = [r["reason"] for r in payloads(frame[frame["kind"] == "RiskDecision"])]
+    assert any(r.startswith("rule avoid_funding_minute") for r in reasons)
+    with pytest.raises(ValueError, match="cannot import"):
+        make(recording_venue, rules=("nope.module:fn",))

@@ -122,3 +122,25 @@ def test_audit_events_land_once(pg_store, sample):
     assert pg_store.ingest_audit(frame) == len(frame)
     assert pg_store.ingest_audit(frame) == 0
     assert pg_store.count("audit") == len(frame)
+
+
+def test_timescale_layout_where_the_extension_exists(pg_store):
+    """Runs the hypertable/continuous-aggregate path on a server that has TimescaleDB."""
+    if not pg_store.detect_timescale():
+        pytest.skip("timescaledb extension not available on this PostgreSQL (the native path is tested above)")
+    import uuid
+
+    from hlquant.storage.postgres import PostgresStore
+
+    st = PostgresStore(DSN, f"ts_{uuid.uuid4().hex[:8]}", timescale=True)
+    try:
+        st.create()
+        md = load_sample()
+        t0 = int(md.span()[0])
+        md = md.select(start=t0, end=t0 + 86_400_000)
+        st.ingest_market(md)
+        assert st.load_market().fingerprint() == md.fingerprint()
+        assert len(st.rollup("candles_1h", "BTC")) == 24
+    finally:
+        st.drop()
+        st.close()
