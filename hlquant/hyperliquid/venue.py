@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import requests
 
 from hlquant.core.assets import AssetSpec
-from hlquant.core.errors import ExchangeError
+from hlquant.core.errors import ExchangeError, RateLimitError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
@@ -53,7 +53,10 @@ class HyperliquidVenue:
         self.cloid_by_oid: dict[int, str] = {}
         self.oid_by_cloid: dict[str, int] = {}
         self.mids: dict[str, float] = {}
-        self.counters = {"lost_replies": 0, "resolved_by_status": 0, "retried": 0, "fills": 0}
+        self.counters = {"lost_replies": 0, "resolved_by_status": 0, "retried": 0, "fills": 0,
+                         "duplicate_fills": 0, "recovered_fills": 0}
+        self._tids: set[int] = set()
+        self.last_fill_ms = 0
 
     # --- Venue protocol ----------------------------------------------------------
     def assets(self) -> dict[str, AssetSpec]:
@@ -82,6 +85,8 @@ class HyperliquidVenue:
             self.counters["lost_replies"] += 1
             log.warning("order reply lost (%s): resolving %d order(s) by cloid", e, len(orders))
             return [self._resolve_lost(o) for o in orders]
+        except RateLimitError:
+            raise  # the router keeps the orders and backs off
         except ExchangeError as e:
             return [OrderAck(now, now, o.cloid, o.symbol, OrderStatus.REJECTED, 0, error=e.message)
                     for o in orders]
@@ -168,6 +173,11 @@ class HyperliquidVenue:
     def on_exchange_event(self, ev: Event) -> None:
         """Feed user-channel events here (from HyperliquidFeed); they reach the listeners."""
         if isinstance(ev, Fill):
+            if ev.tid in self._tids:  # already delivered (snapshot, second channel, recovery)
+                self.counters["duplicate_fills"] += 1
+                return
+            self._tids.add(ev.tid)
+            self.last_fill_ms = max(self.last_fill_ms, ev.ts_exch)
             self.counters["fills"] += 1
             if not ev.cloid:
                 ev.cloid = self.cloid_by_oid.get(ev.oid, "")
@@ -177,3 +187,15 @@ class HyperliquidVenue:
             else:
                 ev.cloid = self.cloid_by_oid.get(ev.oid, "")
         self._emit(ev)
+
+    def recover_fills(self, since_ms: int | None = None) -> int:
+        """Fetch fills since ``since_ms`` (default: the last one seen) with ``userFillsByTime``
+        and deliver the ones never seen (by tid). Returns how many were recovered."""
+        start = self.last_fill_ms if since_ms is None else since_ms
+        n = 0
+        for f in self.info.user_fills_by_time(self.user, max(start - 1, 0)):
+            if f.tid not in self._tids:
+                self.on_exchange_event(f)
+                n += 1
+        self.counters["recovered_fills"] += n
+        return n

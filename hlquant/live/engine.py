@@ -219,6 +219,30 @@ class LiveEngine:
             self.on_event(ev)
         return self.events - n0
 
+    def reconcile(self, tol: float = 1e-9) -> dict[str, tuple[float, float]]:
+        """Compare positions with the venue's; on a mismatch audit it, recover missed
+        fills if the venue can, and if a gap remains, adopt the venue's position
+        (audited as a correction). Returns the mismatches found before resolving."""
+        venue_pos = self.venue.positions()
+        diff = self.portfolio.reconcile(venue_pos, tol)
+        if not diff:
+            return {}
+        now = self.clock.now_ms()
+        self.audit.record_dict({"kind": "PositionMismatch", "ts_exch": now, "ts_recv": now, "agent": "",
+                                "symbol": ",".join(sorted(diff)),
+                                "diff": {s: list(v) for s, v in diff.items()}})
+        recover = getattr(self.venue, "recover_fills", None)
+        if recover is not None:
+            recover()
+            if self.router.has_work:
+                self.router.flush()
+            venue_pos = self.venue.positions()
+        for sym, (mine, theirs) in self.portfolio.reconcile(venue_pos, tol).items():
+            self.portfolio.set_position(sym, theirs, self.portfolio.marks.get(sym, 0.0))
+            self.audit.record_dict({"kind": "PositionCorrected", "ts_exch": now, "ts_recv": now, "agent": "",
+                                    "symbol": sym, "from": mine, "to": theirs})
+        return diff
+
     def shutdown(self, cancel_open: bool = True) -> None:
         """Clean stop: optionally cancel open orders, disarm the switch, flush the audit."""
         if cancel_open:

@@ -127,3 +127,10 @@ class Portfolio:
             if abs(ours - theirs) > tol:
                 out[s] = (ours, theirs)
         return out
+
+    def set_position(self, symbol: str, size: float, entry_px: float) -> None:
+        """Adopt the venue's size (reconciliation of an unrecoverable gap); realized PnL is
+        unchanged, the new size is carried at ``entry_px``."""
+        p = self._pos(symbol)
+        p.size = float(size)
+        p.entry_px = float(entry_px) if size else 0.0

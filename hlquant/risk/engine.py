@@ -264,11 +264,13 @@ class RiskEngine:
                 trigger_px=intent.trigger_px, tpsl=intent.tpsl,
             )
         else:
-            req = self.router.order_for(intent.intent_id, intent.agent, symbol, delta, px, reduce_only)
+            # a netted target is not sent reduce-only: "reducing" is judged against position +
+            # pending orders, which the exchange does not see yet; the limits above still bind
+            req = self.router.order_for(intent.intent_id, intent.agent, symbol, delta, px, False)
         if req is None:
             return self._decide(intent, False, "no-op: size rounds to zero lot")
         d = self._decide(intent, True, "; ".join(notes), float(req.size * int(req.side)))
-        self.router.send(req)
+        self.router.send(req, mergeable=not explicit)
         return d
 
     # --- heartbeats ----------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from hlquant.audit.log import AuditLog
 from hlquant.core.assets import AssetSpec
 from hlquant.core.clock import Clock
+from hlquant.core.errors import RateLimitError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
@@ -47,7 +48,13 @@ class RouterConfig:
     - claim_ttl_ms (7 days): how long a claimed cloid blocks a resend.
     - max_batch (40): orders per venue call (Hyperliquid weight 1 + floor(n/40)).
     - orders_per_s (50.0) / burst (100): token bucket on orders sent; orders
-      beyond it wait in the queue for the next flush (they are not dropped).
+      beyond it wait in the queue for the next flush.
+    - weight_per_min (1200): Hyperliquid's IP weight budget; each batch costs
+      ``1 + floor(n/40)``, so under pressure the router degrades by batching.
+    - merge_superseded (True): a queued, unsent order from an agent's *target* intent
+      is superseded by the same agent's newer one on that symbol: one order for
+      their sum and the superseded one is reported (audit ``Superseded``), so a
+      burst of intents never turns into a backlog of stale orders.
     """
 
     name: str = "router-0"
@@ -57,6 +64,8 @@ class RouterConfig:
     max_batch: int = 40
     orders_per_s: float = 50.0
     burst: int = 100
+    weight_per_min: float = 1200.0
+    merge_superseded: bool = True
 
     def __post_init__(self) -> None:
         if self.exec_style not in ("market", "limit", "passive"):
@@ -69,11 +78,16 @@ class OpenOrder:
     oid: int = 0
     remaining: float = 0.0
     status: OrderStatus = OrderStatus.PENDING
+    filled_seen: float = 0.0  # sum of Fill events received for this order
 
 
 @dataclass
 class RouterStats:
     sent: int = 0
+    superseded: int = 0
+    netted_out: int = 0  # a new order that cancelled the queued ones exactly
+    throttled: int = 0
+    modified: int = 0
     duplicates: int = 0
     rejected: int = 0
     filled: int = 0
@@ -99,6 +113,8 @@ class OrderRouter:
         self.config = config or RouterConfig()
         self.assets: dict[str, AssetSpec] = venue.assets()
         self.bucket = TokenBucket(self.config.orders_per_s, self.config.burst, clock.now_ms())
+        self.weight = TokenBucket(self.config.weight_per_min / 60.0, self.config.weight_per_min, clock.now_ms())
+        self._mergeable: set[str] = set()  # queued cloids that came from target intents
         self.open: dict[str, OpenOrder] = {}  # by cloid
         self._oid_to_cloid: dict[int, str] = {}
         self._queue: list[OrderRequest] = []
@@ -147,8 +163,9 @@ class OrderRouter:
             tif if tif is not None else Tif.GTC, reduce_only, trigger_px, tpsl,
         )
 
-    def send(self, req: OrderRequest) -> bool:
-        """Claim the cloid and queue the order; False (and audited) if it was a duplicate."""
+    def send(self, req: OrderRequest, mergeable: bool = False) -> bool:
+        """Claim the cloid and queue the order; False (and audited) if it was a duplicate.
+        ``mergeable``: the order realizes a target (see ``merge_superseded``)."""
         now = self.clock.now_ms()
         if not self.idem.claim(req.cloid, self.config.name, self.config.claim_ttl_ms, now):
             self.stats.duplicates += 1
@@ -158,10 +175,65 @@ class OrderRouter:
                  "owner": self.idem.owner(req.cloid, now) or ""}
             )
             return False
+        if mergeable and self.config.merge_superseded:
+            req = self._supersede(req, now)
+            if req is None:
+                return True
+            self._mergeable.add(req.cloid)
         self.audit.record(req)
         self.open[req.cloid] = OpenOrder(req, remaining=req.size)
         self._queue.append(req)
         return True
+
+    def _supersede(self, req: OrderRequest, now: int) -> OrderRequest | None:
+        """Fold queued, unsent target orders on the same symbol into ``req``."""
+        if req.reduce_only:
+            return req  # a reduce-only flag is only right for the exact size risk computed
+        old = [q for q in self._queue if q.symbol == req.symbol and q.agent == req.agent
+               and q.cloid in self._mergeable and not q.reduce_only and q.trigger_px is None]
+        if not old:
+            return req
+        signed = req.size * int(req.side) + sum(q.size * int(q.side) for q in old)
+        for q in old:
+            self._queue.remove(q)
+            self._mergeable.discard(q.cloid)
+            self.open.pop(q.cloid, None)
+            self.idem.mark(q.cloid, "SUPERSEDED")
+        self.stats.superseded += len(old)
+        self.audit.record_dict({"kind": "Superseded", "ts_exch": now, "ts_recv": now, "cloid": req.cloid,
+                                "intent_id": req.intent_id, "agent": req.agent, "symbol": req.symbol,
+                                "dropped": [q.cloid for q in old]})
+        spec = self.assets[req.symbol]
+        sz = spec.round_size(abs(signed))
+        if sz <= 0:
+            self.stats.netted_out += 1
+            self.idem.mark(req.cloid, "NETTED_OUT")
+            return None
+        side = Side.BUY if signed > 0 else Side.SELL
+        return OrderRequest(req.ts_exch, req.ts_recv, req.cloid, req.intent_id, req.agent, req.symbol, side, sz,
+                            req.px, req.tif, req.reduce_only, req.trigger_px, req.tpsl)
+
+    def modify(self, cloid: str, px: float | None = None, size: float | None = None) -> OrderAck | None:
+        """Edit a resting order (cancel-and-replace at the venue: a new oid, the same cloid).
+        A fill racing the edit lands on the old oid and is attributed through the cloid."""
+        o = self.open.get(cloid)
+        if o is None:
+            return None
+        spec = self.assets[o.req.symbol]
+        new = OrderRequest(self.clock.now_ms(), self.clock.now_ms(), cloid, o.req.intent_id, o.req.agent,
+                           o.req.symbol, o.req.side, spec.round_size(size) if size else o.remaining,
+                           spec.round_price(px) if px else o.req.px, o.req.tif, o.req.reduce_only,
+                           o.req.trigger_px, o.req.tpsl)
+        self.audit.record_dict({"kind": "ModifyRequest", "ts_exch": new.ts_exch, "ts_recv": new.ts_recv,
+                                "cloid": cloid, "agent": new.agent, "symbol": new.symbol, "px": new.px,
+                                "size": new.size, "old_oid": o.oid})
+        ack = self.venue.modify(cloid, new)
+        self.stats.modified += 1
+        if ack.status != OrderStatus.REJECTED and cloid in self.open:
+            self.open[cloid].req = new
+            self.open[cloid].remaining = new.size
+        self._on_order_ack(ack)
+        return ack
 
     def cancel(self, cloid: str, reason: str) -> None:
         o = self.open.get(cloid)
@@ -203,20 +275,25 @@ class OrderRouter:
                     self._on_cancel_ack(ack)
         if not self._queue:
             return
-        n = min(len(self._queue), int(self.bucket.available(now)))
-        if n < len(self._queue):
-            self.stats.deferred += len(self._queue) - n
-        if n <= 0:
-            return
-        self.bucket.take(n, now)
-        todo, self._queue = self._queue[:n], self._queue[n:]
         mb = self.config.max_batch
-        for i in range(0, len(todo), mb):
-            batch = todo[i : i + mb]
+        while self._queue:
+            n = min(len(self._queue), mb, int(self.bucket.available(now)))
+            if n <= 0 or not self.weight.take(1 + n // 40, now):
+                self.stats.deferred += 1  # flushes that left orders queued for lack of budget
+                return
+            self.bucket.take(n, now)
+            batch, self._queue = self._queue[:n], self._queue[n:]
+            try:
+                acks = self.venue.submit(batch)
+            except RateLimitError:
+                self._queue[:0] = batch  # the exchange says slow down: keep the orders, drain the budget
+                self.weight.tokens = min(self.weight.tokens, 0.0)
+                self.stats.throttled += 1
+                return
             self.stats.batches += 1
             self.stats.sent += len(batch)
-            acks = self.venue.submit(batch)
             for req, ack in zip(batch, acks, strict=True):
+                self._mergeable.discard(req.cloid)
                 self.idem.mark(req.cloid, ack.status.name)
                 self._on_order_ack(ack)
 
@@ -236,8 +313,14 @@ class OrderRouter:
         if ack.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.MARGIN_CANCELED):
             self.open.pop(ack.cloid, None)
         elif ack.status == OrderStatus.FILLED:
+            # the exchange says filled; its fills may still be on their way (live: the user
+            # channel). Until they arrive the order stays pending, so risk never re-sends the delta.
             self.stats.filled += 1
-            self.open.pop(ack.cloid, None)
+            awaiting = (ack.filled_sz or 0.0) - o.filled_seen
+            if awaiting <= 1e-9:
+                self.open.pop(ack.cloid, None)
+            else:
+                o.remaining = awaiting
         for s in self.sinks:
             s(ack)
 
@@ -254,6 +337,7 @@ class OrderRouter:
             o = self.open.get(ev.cloid)
             if o is not None:
                 ev.agent = o.req.agent
+                o.filled_seen += ev.sz
                 o.remaining = max(0.0, o.remaining - ev.sz)
                 if o.remaining <= 1e-12:
                     self.open.pop(ev.cloid, None)
