@@ -7,6 +7,7 @@
     hlquant component agent NAME|risk|router NAME|ingest [overrides...]
                                                one live component as its own process (Redis)
     hlquant ingest files|hyperliquid|graphql ...   history into PostgreSQL (see --help)
+    hlquant record live --coins BTC,ETH | import PATH...   record the live feed / import the archive
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
@@ -163,6 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd == "backtest":
         _hydra_main(_backtest_task, rest)
+    elif cmd == "record":
+        from hlquant.storage.recorder import main as record_main
+
+        raise SystemExit(record_main(rest))
     elif cmd == "ingest":
         from hlquant.storage.ingest import main as ingest_main
 
