@@ -5,7 +5,8 @@
 A fake Hyperliquid exchange (same process, its own thread and event loop)
 publishes a trade on its WebSocket; hlquant's live engine receives it
 (HyperliquidFeed), updates a feature in the Redis FeatureStore, runs an agent
-that flips its target on every tick, posts the intent on the Redis
+that flips its target on every tick (fills come back on the user channels),
+posts the intent on the Redis
 Blackboard, nets it in the RiskEngine, claims the cloid in the Redis
 idempotency store and sends a signed order (HyperliquidVenue) back to the
 exchange. Latency = order received by the exchange - tick handed to the
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from hlquant.hyperliquid.limits import WeightLimiter
     from hlquant.hyperliquid.signing import Signer
     from hlquant.hyperliquid.venue import HyperliquidVenue
-    from hlquant.hyperliquid.ws import HyperliquidFeed
+    from hlquant.hyperliquid.ws import HyperliquidFeed, user_subscriptions
     from hlquant.live.engine import LiveEngine
     from hlquant.risk.engine import RiskConfig
     from hlquant.router.router import RouterConfig
@@ -111,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
             heartbeats=RedisHeartbeats(r, ns), idempotency=RedisIdempotencyStore(r, ns),
             initial_cash=1e9,
         )
-        feed = HyperliquidFeed(fx.ws_url, [{"type": "trades", "coin": "BTC"}], info=info)
+        feed = HyperliquidFeed(fx.ws_url, [{"type": "trades", "coin": "BTC"}, *user_subscriptions(fx.master)],
+                               info=info)
         stop = asyncio.Event()
 
         async def consume():
             async for ev in feed.events(stop):
                 if isinstance(ev, Trade):
                     engine.on_event(ev)
+                else:  # fills and order updates from the user channels
+                    venue.on_exchange_event(ev)
 
         def driver(loop):
             for i in range(args.ticks + 200):

@@ -120,20 +120,29 @@ async def run_session(cfg: Any, mode: str, out_dir: str | Path | None = None,
     live = c.get("live") or {}
     engine, feed = build_session(c, mode, out_dir)
     stop = stop or asyncio.Event()
+    is_live = mode == "live"
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     if duration_s:
         loop.call_later(duration_s, stop.set)
-    is_live = mode == "live"
     on_user = getattr(engine.venue, "on_exchange_event", None)
     engine.start()
 
+    reconcile_s = float(live.get("reconcile_s", 30.0))
+
     async def ticker() -> None:
+        last_rec = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(0.25)
             engine.tick()
+            if is_live and reconcile_s and time.monotonic() - last_rec > reconcile_s:
+                last_rec = time.monotonic()
+                try:  # positions vs clearinghouseState; mismatches are audited and resolved
+                    await asyncio.to_thread(engine.reconcile, 1e-6)
+                except Exception as e:
+                    log.warning("reconcile failed: %s", e)
 
     tick_task = asyncio.create_task(ticker())
     t0 = time.monotonic()
