@@ -75,9 +75,18 @@ class HyperliquidVenue:
             self.mids.update(self.info.all_mids())
         return self.mids
 
+    def refresh_budget(self) -> None:
+        """Read the address budget from the exchange's own numbers (``userRateLimit``)."""
+        d = self.info.user_rate_limit(self.user)
+        self.exchange.budget.update(int(d["nRequestsUsed"]), int(d["nRequestsCap"]))
+
     def submit(self, orders: Sequence[OrderRequest]) -> list[OrderAck]:
         if not orders:
             return []
+        if self.exchange.budget.remaining < len(orders):
+            # out of address budget: the exchange would throttle us; let the router hold the orders
+            raise RateLimitError(f"address budget exhausted ({self.exchange.budget.used}/"
+                                 f"{self.exchange.budget.cap} requests)")
         now = self._clock()
         try:
             statuses = self.exchange.place(list(orders), self._ref_prices(orders))

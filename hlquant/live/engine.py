@@ -260,6 +260,9 @@ class LiveEngine:
             "events": self.events,
             "equity": self.portfolio.equity(),
             "positions": {s: p.size for s, p in self.portfolio.positions.items() if p.size},
+            # PnL kept apart: trading (realized + unrealized), fees paid, funding received
+            "pnl": {"trading": self.portfolio.realized() + self.portfolio.unrealized(),
+                    "fees": self.portfolio.fees(), "funding": self.portfolio.funding()},
             "open_orders": len(self.router.open),
             "risk": dict(self.risk.counts),
             "agents": dict(self.runner.counts),

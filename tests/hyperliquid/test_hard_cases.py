@@ -195,3 +195,22 @@ def test_burst_of_10000_intents_stays_under_the_weight_budget(fx):
     assert sum(len(p["dropped"]) for p in dropped) == s.superseded  # every drop is reported
     assert pf.position("BTC") == pytest.approx(last, abs=1e-9), (pf.position("BTC"), last)
     assert burst_s < 60
+
+
+def test_address_budget_from_user_rate_limit_holds_orders(fx):
+    info, venue, router, risk, bb, pf, audit = build(fx, exec_style="market")
+    acct = fx.server.accounts[fx.master.lower()]
+    acct.n_requests = 10_000  # the exchange says: budget used up (cap = 10,000 + volume)
+    venue.refresh_budget()
+    assert venue.exchange.budget.remaining <= 0
+    risk.on_price("BTC", 100_000.0, now_ms())
+    it = Intent(now_ms(), now_ms(), "budget:BTC:1", "b", "BTC", target=0.01)
+    bb.post(it)
+    assert risk.on_intent(it).approved
+    router.flush()
+    assert router.stats.throttled == 1 and router.has_work and fx.server.orders_received == []
+    acct.n_requests = 0
+    venue.refresh_budget()
+    router.weight.tokens = router.weight.capacity
+    router.flush()
+    assert not router.has_work and len(fx.server.orders_received) == 1
