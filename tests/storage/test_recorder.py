@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import lz4.frame
-import pytest
 
 from hlquant.connectors.replay import ReplayConnector
 from hlquant.data.loaders import load_sample
