@@ -153,6 +153,8 @@ class Recorder:
         self.buf: list[Event] = []
         self.counters = {"events": 0, "written": 0, "gaps": 0, "backfilled_candles": 0}
         self.gaps: list[tuple[int, int]] = []
+        self.holes: list[tuple[int, int]] = []
+        self._first_event_ms = 0
         self._last_event_ms = 0
         self._last_flush = time.monotonic()
 
@@ -178,6 +180,25 @@ class Recorder:
         self.counters["backfilled_candles"] += n
         return n
 
+    def fill_holes(self, t0: int, t1: int) -> int:
+        """Data-level gap check: missing bars in the stored candles of [t0, t1] are fetched
+        from REST (catches what a connection-level check misses, e.g. frames lost on a
+        socket that was closing). Returns candles inserted."""
+        from hlquant.hyperliquid.info import INTERVAL_MS
+
+        step = INTERVAL_MS[self.interval]
+        ids = self.store.symbol_ids(self.coins)
+        n = 0
+        with self.store.pool.connection() as c:
+            rows = {coin: [r[0] for r in c.execute(
+                f"SELECT ts_exch FROM {self.store.schema}.candles WHERE sym = %s AND ts_exch BETWEEN %s AND %s "
+                "ORDER BY ts_exch", (ids[coin], t0, t1))] for coin in self.coins}
+        found = [(a, b) for ts in rows.values() for a, b in zip(ts, ts[1:], strict=False) if b - a > step]
+        if found:  # one paged REST pass over the span of all holes (cheaper than one per hole)
+            self.holes += found
+            n = self.backfill(min(a for a, _ in found), max(b for _, b in found))
+        return n
+
     async def run(self, stop: asyncio.Event) -> dict[str, Any]:
         gaps_seen = 0
         gap_start: int | None = None
@@ -198,10 +219,13 @@ class Recorder:
                 self.buf.append(ev)
                 self.counters["events"] += 1
                 self._last_event_ms = max(self._last_event_ms, ev.ts_exch)
+                self._first_event_ms = self._first_event_ms or ev.ts_exch
             if len(self.buf) >= self.flush_every or time.monotonic() - self._last_flush > self.flush_s:
                 await asyncio.to_thread(self.flush)
         self.flush()
-        return {**self.counters, "gap_intervals": self.gaps, "feed": dict(self.feed.counters)}
+        if self._first_event_ms:
+            await asyncio.to_thread(self.fill_holes, self._first_event_ms, self._last_event_ms)
+        return {**self.counters, "gap_intervals": self.gaps, "holes": self.holes, "feed": dict(self.feed.counters)}
 
 
 def main(argv: list[str]) -> int:

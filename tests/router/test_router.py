@@ -41,10 +41,26 @@ def test_batching_and_rate_limit(recording_venue):
         r.send(r.order_for(f"i{i}", "a", "ETH", 1.0, 3000.0))
     r.flush()
     assert r.stats.batches == 3  # 100 tokens -> 40 + 40 + 20
-    assert len(recording_venue.submitted) == 100 and r.stats.deferred == 30
+    assert len(recording_venue.submitted) == 100 and r.stats.deferred == 1  # one flush left 30 queued
+    assert len(r._queue) == 30
     clock.t = 3000  # 30 tokens refilled
     r.flush()
     assert len(recording_venue.submitted) == 130
+
+
+def test_weight_budget_degrades_by_batching(recording_venue):
+    """With little IP weight left the router sends fewer, fuller batches (1 + n//40 each)."""
+    clock = SimClock(0)
+    cfg = RouterConfig(max_batch=80, orders_per_s=1e6, burst=10**6, weight_per_min=6)
+    r = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t"), cfg)
+    for i in range(200):
+        r.send(r.order_for(f"w{i}", "a", "ETH", 1.0, 3000.0))
+    r.flush()
+    # 6 weight: two batches of 80 cost 3 each; the remaining 40 wait for weight
+    assert r.stats.batches == 2 and len(recording_venue.submitted) == 160 and len(r._queue) == 40
+    clock.t = 60_000
+    r.flush()
+    assert len(recording_venue.submitted) == 200
 
 
 def test_exec_styles_price_orders_on_the_tick(recording_venue):
