@@ -340,3 +340,25 @@ def test_deterministic():
         return [(e.px, e.sz, e.ts_exch) for e in fills(ev)]
 
     assert run() == run()
+
+
+def test_liquidation_fires_at_the_first_print_below_maintenance_after_many_small_moves():
+    """The slack shortcut never delays a liquidation: compare with a brute-force check."""
+    v, _, ev = make(initial_cash=2_000.0, default_leverage=10, half_spread_bps=0.0, slippage_bps=0.0)
+    v.on_trade("BTC", T0, 1, 100_000.0, 1.0)
+    v.submit([order(size=0.15)])
+    entry, size, cash = 100_000.0, 0.15, v.cash
+    px, expected = 100_000.0, None
+    for i in range(1, 2000):
+        px -= 5.0
+        eq = cash + size * (px - entry)
+        mm = 0.5 * size * px / 10
+        if expected is None and eq < mm:
+            expected = i
+        v.on_trade("BTC", T0 + i, -1, px, 0.01)
+        if not v.positions():
+            assert i == expected
+            break
+    else:
+        raise AssertionError("never liquidated")
+    assert fills(ev)[-1].liquidity == "liquidation"

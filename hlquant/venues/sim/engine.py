@@ -123,6 +123,8 @@ class SimVenue:
         self._last_ts: dict[str, int] = {}
         self._mark: dict[str, float] = {}
         self._mid: dict[str, float] = {}
+        self._slack = -math.inf  # margin of safety at the last liquidation pass (-inf: recheck)
+        self._slack_px: dict[str, float] = {}
         self._book: dict[str, tuple] = {}  # sym -> (ts, bid_px, bid_sz, ask_px, ask_sz) arrays
         self._bbo: dict[str, tuple] = {}  # sym -> (ts, bid, bid_sz, ask, ask_sz)
         self._orders: dict[int, _Order] = {}
@@ -154,6 +156,7 @@ class SimVenue:
         if not 1 <= leverage <= spec.max_leverage:
             raise ExchangeError(f"Invalid leverage value. asset={spec.asset_id}")
         self._lev[symbol] = int(leverage)
+        self._slack = -math.inf
 
     def positions(self) -> dict[str, float]:
         return {s: p.size for s, p in self._pos.items() if p.size}
@@ -461,6 +464,7 @@ class SimVenue:
         sz = spec.round_size(sz) if math.isfinite(sz) else sz
         if sz <= 0:
             return
+        self._slack = -math.inf  # positions/cash change: the next print re-checks fully
         fee_rate = self.config.maker_fee if maker else self.config.taker_fee
         fee = px * sz * fee_rate
         closed = self._apply(o.req.symbol, o.sign * sz, px)
@@ -524,7 +528,7 @@ class SimVenue:
                             self._finish(o)
                             self._emit(o.ack(ts))
         if self._pos[symbol].size:
-            self._check_liquidation(ts)
+            self._check_liquidation(ts, symbol)
 
     def on_candle(self, symbol: str, ts: int, o: float, h: float, l: float, c: float, v: float) -> None:  # noqa: E741
         self._last[symbol] = c
@@ -542,7 +546,7 @@ class SimVenue:
                     self._finish(od)
                     self._emit(od.ack(ts))
         if self._pos[symbol].size:
-            self._check_liquidation(ts)
+            self._check_liquidation(ts, symbol)
 
     def on_book(self, symbol: str, ts: int, bid_px: np.ndarray, bid_sz: np.ndarray,
                 ask_px: np.ndarray, ask_sz: np.ndarray) -> None:
@@ -569,7 +573,7 @@ class SimVenue:
         if self._active[symbol]:
             self._check_triggers(symbol, ts, mark_px, mark_px)
         if self._pos[symbol].size:
-            self._check_liquidation(ts)
+            self._check_liquidation(ts, symbol)
 
     def on_funding(self, symbol: str, ts: int, rate: float, oracle_px: float) -> None:
         p = self._pos[symbol]
@@ -580,6 +584,7 @@ class SimVenue:
         px = oracle_px if oracle_px == oracle_px else self.mark_price(symbol)
         amount = -p.size * px * rate
         self.cash += amount
+        self._slack = -math.inf
         p.funding += amount
         self._emit(FundingPayment(ts, ts, symbol, rate, p.size, px, amount))
 
@@ -618,15 +623,31 @@ class SimVenue:
             if o.status != OrderStatus.OPEN:
                 self._emit(o.ack(ts, error=o._err))
 
-    def _check_liquidation(self, ts: int) -> None:
-        # one pass over positions (hot path: runs on every print while a position is open)
+    def _check_liquidation(self, ts: int, symbol: str | None = None) -> None:
+        """Liquidate when equity < maintenance margin. Hot path (every print while a position
+        is open), so a full pass runs only when the margin of safety measured at the last pass
+        could have been used up: a mark move of d on size q changes equity by at most |q| d and
+        maintenance margin by |q| d mm/lev, so the slack shrinks by at most |q| d (1 + mm/lev)."""
+        mmf = self.config.maintenance_margin_fraction
+        if symbol is not None and self._slack > 0:
+            p = self._pos[symbol]
+            m = self._mark.get(symbol) or self._last.get(symbol) or self._mid.get(symbol, math.nan)
+            prev = self._slack_px.get(symbol, m)
+            self._slack_px[symbol] = m
+            self._slack -= abs(p.size) * abs(m - prev) * (1.0 + mmf / self._lev[symbol])
+            if self._slack > 0:
+                return
         eq, mu = self.cash, 0.0
+        marks = self._slack_px
         for s, p in self._pos.items():
             if p.size:
                 m = self._mark.get(s) or self._last.get(s) or self._mid.get(s, math.nan)
+                marks[s] = m
                 eq += p.size * (m - p.entry)
                 mu += abs(p.size) * m / self._lev[s]
-        if not mu or eq >= mu * self.config.maintenance_margin_fraction:
+        slack = eq - mu * mmf
+        self._slack = slack if slack == slack else -math.inf
+        if not mu or slack >= 0:
             return
         for o in list(self._live.values()):
             if o.status in (OrderStatus.OPEN, OrderStatus.PENDING):
