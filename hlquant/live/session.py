@@ -141,6 +141,9 @@ async def run_session(cfg: Any, mode: str, out_dir: str | Path | None = None,
                 last_rec = time.monotonic()
                 try:  # positions vs clearinghouseState; mismatches are audited and resolved
                     await asyncio.to_thread(engine.reconcile, 1e-6)
+                    refresh = getattr(engine.venue, "refresh_budget", None)
+                    if refresh is not None:  # the address budget, from the exchange's own numbers
+                        await asyncio.to_thread(refresh)
                 except Exception as e:
                     log.warning("reconcile failed: %s", e)
 
