@@ -362,3 +362,15 @@ def test_liquidation_fires_at_the_first_print_below_maintenance_after_many_small
     else:
         raise AssertionError("never liquidated")
     assert fills(ev)[-1].liquidity == "liquidation"
+
+
+def test_trades_fill_only_the_levels_they_cross_on_either_side():
+    v, _, ev = make()
+    v.on_trade("BTC", T0, 1, 100_000.0, 1.0)
+    bids = [v.submit([order(size=0.1, px=p)])[0] for p in (99_900.0, 99_800.0, 99_700.0)]
+    asks = [v.submit([order(side=Side.SELL, size=0.1, px=p)])[0] for p in (100_300.0, 100_100.0, 100_200.0)]
+    v.on_trade("BTC", T0 + 1, 1, 100_150.0, 1.0)  # through the 100,100 ask only
+    assert [f.cloid for f in fills(ev)] == [asks[1].cloid]
+    v.on_trade("BTC", T0 + 2, -1, 99_750.0, 1.0)  # through 99,900 and 99,800 bids, best first
+    assert [f.cloid for f in fills(ev)][1:] == [bids[0].cloid, bids[1].cloid]
+    assert sorted(o.cloid for o in v.open_orders()) == sorted([bids[2].cloid, asks[0].cloid, asks[2].cloid])

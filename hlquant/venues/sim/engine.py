@@ -130,7 +130,8 @@ class SimVenue:
         self._orders: dict[int, _Order] = {}
         self._live: dict[int, _Order] = {}  # open or pending only: what per-order scans iterate
         self._by_cloid: dict[str, int] = {}
-        self._resting: dict[str, list[_Order]] = {s: [] for s in assets}
+        self._resting: dict[str, list[_Order]] = {s: [] for s in assets}  # bids best-first, then asks
+        self._nbids: dict[str, int] = dict.fromkeys(assets, 0)
         self._triggers: dict[str, list[_Order]] = {s: [] for s in assets}
         self._pending: list[_Order] = []
         self._active: dict[str, int] = dict.fromkeys(assets, 0)
@@ -340,6 +341,8 @@ class SimVenue:
         lst = self._resting[o.req.symbol]
         if o in lst:
             lst.remove(o)
+            if o.sign > 0:
+                self._nbids[o.req.symbol] -= 1
         tl = self._triggers[o.req.symbol]
         if o in tl:
             tl.remove(o)
@@ -456,6 +459,8 @@ class SimVenue:
         o.status = OrderStatus.OPEN
         lst = self._resting[o.req.symbol]
         lst.append(o)
+        if o.sign > 0:
+            self._nbids[o.req.symbol] += 1
         # price-time priority: best price first for each side
         lst.sort(key=lambda x: (-x.sign * (x.req.px or 0.0), x.oid))
 
@@ -514,19 +519,35 @@ class SimVenue:
             rest = self._resting[symbol]
             if rest:
                 touch = self.config.fill_on_touch
+                # bids (best first) then asks (best first): stop at the first level not traded
+                # through, so a print costs O(orders it fills), not O(orders resting)
+                nb = self._nbids[symbol]
+                hits = []
+                for k in range(nb):
+                    o = rest[k]
+                    lim = o.req.px
+                    if px < lim or (touch and px == lim):
+                        hits.append(o)
+                    else:
+                        break
+                if not hits:
+                    for k in range(nb, len(rest)):
+                        o = rest[k]
+                        lim = o.req.px
+                        if px > lim or (touch and px == lim):
+                            hits.append(o)
+                        else:
+                            break
                 left = sz
-                for o in list(rest):
+                for o in hits:
                     if left <= 0:
                         break
-                    lim = o.req.px
-                    hit = (px < lim or (touch and px == lim)) if o.sign > 0 else (px > lim or (touch and px == lim))
-                    if hit:
-                        q = min(o.remaining, left)
-                        self._fill(o, lim, q, ts, maker=True)
-                        left -= q
-                        if o.remaining <= 0:
-                            self._finish(o)
-                            self._emit(o.ack(ts))
+                    q = min(o.remaining, left)
+                    self._fill(o, o.req.px, q, ts, maker=True)
+                    left -= q
+                    if o.remaining <= 0:
+                        self._finish(o)
+                        self._emit(o.ack(ts))
         if self._pos[symbol].size:
             self._check_liquidation(ts, symbol)
 
