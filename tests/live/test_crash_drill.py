@@ -152,3 +152,46 @@ def test_kill_dash_nine_router_and_agent(tmp_path, redis_ok):
     assert book == pytest.approx(exchange_pos, abs=1e-6), json.dumps({"book": book, "ex": exchange_pos})
     for k in r.scan_iter(f"{ns}:*"):
         r.delete(k)
+
+
+@pytest.mark.slow
+def test_hlquant_live_topology_processes_end_to_end(tmp_path, redis_ok):
+    """`hlquant live live.topology=processes`: pre-flight, then supervised component processes."""
+    ns = f"topo{uuid.uuid4().hex[:8]}"
+    md = load_sample()
+    t0 = int(md.span()[0])
+    md = md.select(start=t0, end=t0 + 6 * 3_600_000)
+    with running_fake_exchange(cash=10_000_000.0) as fx:
+        fx.server.faults.weight_per_min = 10**9
+        env = {**os.environ, "HLQUANT_PRIVATE_KEY": fx.agent_key, "PYTHONPATH": str(ROOT)}
+        out = tmp_path / "live"
+        fut = None
+        p = subprocess.Popen(
+            [sys.executable, "-m", "hlquant.cli", "live", "strategy=drill", "data.end=2026-01-06",
+             f"live.url={fx.url}", f"live.account_address={fx.master}", f"live.namespace={ns}",
+             "live.redis_url=redis://127.0.0.1:6379/14", "live.topology=processes", "live.duration_s=20",
+             "live.dead_mans_switch_ms=0", f"hydra.run.dir={out}"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and not (out / "health.json").exists():
+                time.sleep(0.2)
+            time.sleep(4.0)  # children import and subscribe
+            fut = fx.replay(iter(ReplayConnector(md)), speed=1800)
+            stdout, _ = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            if fut is not None:
+                fut.cancel()
+        n_orders = len(fx.server.orders_received)
+    assert p.returncode == 0, stdout[-3000:]
+    assert "[PASS] risk config" in stdout and "[PASS] parity" in stdout and "[PASS] credentials" in stdout
+    health = json.loads((out / "health.json").read_text())["children"]
+    assert set(health) == {"router-r1", "router-r2", "risk", "agent-a1", "agent-a2"}
+    assert all(c["state"] == "stopped" and c["restarts"] == 0 for c in health.values()), health
+    assert n_orders > 0
+    assert fx.agent_key[2:] not in stdout
+    r = redis.Redis(host="127.0.0.1", port=6379, db=14)
+    for k in r.scan_iter(f"{ns}:*"):
+        r.delete(k)
