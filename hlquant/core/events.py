@@ -318,6 +318,15 @@ class HeartbeatLoss(Event):
     cancelled_orders: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class LeverageRequest(Event):
+    """Set an asset's leverage (sent through the router replicas in multi-process mode)."""
+
+    symbol: str
+    leverage: int
+    cross: bool = True
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -337,6 +346,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Fill,
         FundingPayment,
         HeartbeatLoss,
+        LeverageRequest,
     )
 }
 

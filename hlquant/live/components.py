@@ -56,6 +56,7 @@ from hlquant.core.events import (
     Fill,
     FundingPayment,
     Intent,
+    LeverageRequest,
     OrderAck,
     OrderRequest,
     OrderStatus,
@@ -148,7 +149,11 @@ class BusVenue:
         self._emit(ev)
 
     def modify(self, cloid: str, order: OrderRequest) -> OrderAck:
-        raise NotImplementedError("modify goes through the router replicas as cancel + new order")
+        """The edit goes to the replicas on ``Modify:{SYM}``; its outcome returns on Exec."""
+        self.bus.publish(f"Modify:{{{order.symbol}}}", order if order.cloid == cloid else OrderRequest(
+            order.ts_exch, order.ts_recv, cloid, order.intent_id, order.agent, order.symbol, order.side,
+            order.size, order.px, order.tif, order.reduce_only, order.trigger_px, order.tpsl))
+        return OrderAck(order.ts_exch, order.ts_recv, cloid, order.symbol, OrderStatus.PENDING)
 
     def order_status(self, cloid: str) -> OrderAck | None:
         return None
@@ -163,7 +168,8 @@ class BusVenue:
         """The router replicas keep the exchange's dead man's switch armed."""
 
     def set_leverage(self, symbol: str, leverage: int, cross: bool = True) -> None:
-        raise NotImplementedError
+        now = int(time.time() * 1000)
+        self.bus.publish(f"LeverageRequest:{{{symbol}}}", LeverageRequest(now, now, symbol, int(leverage), cross))
 
 
 def _stop_event(handle_signals: bool) -> asyncio.Event:
@@ -361,6 +367,8 @@ class RouterReplica:
         for s in self.symbols:
             self.bus.subscribe(f"OrderRequest:{{{s}}}", self.on_order)
             self.bus.subscribe(f"CancelRequest:{{{s}}}", self.on_cancel)
+            self.bus.subscribe(f"Modify:{{{s}}}", self.on_modify)
+            self.bus.subscribe(f"LeverageRequest:{{{s}}}", self.on_leverage)
         self.audit = _audit(out_dir, f"router-{name}")
         self.claim_ttl_ms = int(live.get("claim_ttl_ms", 5_000))
         self.dms_ms = int(live.get("dead_mans_switch_ms", 60_000))
@@ -399,6 +407,18 @@ class RouterReplica:
         self.counters["cancels"] += 1
         for ack in self.venue.cancel([c]):
             self._exec(ack)
+
+    def on_modify(self, _topic: str, req: Event) -> None:
+        assert isinstance(req, OrderRequest)
+        self.audit.record_dict({"kind": "ModifyRequest", "ts_exch": req.ts_exch, "ts_recv": req.ts_recv,
+                                "cloid": req.cloid, "agent": req.agent, "symbol": req.symbol,
+                                "px": req.px, "size": req.size})
+        self._exec(self.venue.modify(req.cloid, req))
+
+    def on_leverage(self, _topic: str, ev: Event) -> None:
+        assert isinstance(ev, LeverageRequest)
+        self.audit.record(ev)
+        self.venue.set_leverage(ev.symbol, ev.leverage, ev.cross)
 
     def keep_switch_armed(self) -> None:
         now = int(time.time() * 1000)

@@ -76,3 +76,34 @@ def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_p
         assert len(cloids) == 60 and len(set(cloids)) == 60, "every order exactly once"
         assert b.counters["found_on_exchange"] == 1  # the one A sent before dying
         assert b.counters["sent"] == 30 + 10
+
+
+def test_modify_and_leverage_travel_through_the_replicas(ns, monkeypatch, tmp_path):
+    from hlquant.core.assets import DEFAULT_ASSETS
+    from hlquant.live.components import BusVenue
+
+    with running_fake_exchange() as fx:
+        seed_books(fx.server)
+        monkeypatch.setenv("HLQUANT_PRIVATE_KEY", fx.agent_key)
+        cfg = load_config(["strategy=drill", f"live.url={fx.url}", f"live.account_address={fx.master}",
+                           f"live.namespace={ns}", "live.redis_url=redis://127.0.0.1:6379/13",
+                           "live.dead_mans_switch_ms=0"])
+        rep = RouterReplica(cfg, "A", tmp_path / "a")
+        client = redis.Redis(host="127.0.0.1", port=6379, db=13)
+        bv = BusVenue(RedisStreamBus(client, ns), {"BTC": DEFAULT_ASSETS["BTC"]})
+        exec_acks: list = []
+        exec_bus = RedisStreamBus(client, ns, group="t", consumer="t")
+        exec_bus.subscribe("Exec:{BTC}", lambda _t, ev: exec_acks.append(ev))
+        now = int(time.time() * 1000)
+        cl = cloid_for("edit-me")
+        bv.submit([OrderRequest(now, now, cl, "edit-me", "a1", "BTC", Side.BUY, 0.001, 90_000.0, Tif.GTC)])
+        bv.set_leverage("BTC", 7)
+        bv.modify(cl, OrderRequest(now, now, cl, "edit-me", "a1", "BTC", Side.BUY, 0.002, 91_000.0, Tif.GTC))
+        for _ in range(5):
+            rep.bus.poll(block_ms=20)
+        exec_bus.poll(block_ms=20)
+        rec = fx.server.accounts[fx.master.lower()].venue
+        assert rec._lev["BTC"] == 7
+        oo = rec.open_order_objects()
+        assert len(oo) == 1 and oo[0].req.px == 91_000.0 and oo[0].req.cloid == cl
+        assert [a.status.name for a in exec_acks] == ["OPEN", "OPEN"] and exec_acks[1].oid != exec_acks[0].oid
