@@ -118,6 +118,8 @@ class BusVenue:
         self._assets = dict(assets)
         self._listeners: list = []
         self.cloid_by_oid: dict[int, str] = {}
+        self._acks: dict[str, OrderAck] = {}
+        self._pos: dict[str, float] = {}
 
     def assets(self) -> dict[str, AssetSpec]:
         return dict(self._assets)
@@ -139,13 +141,21 @@ class BusVenue:
                 for c in cancels]
 
     def on_exec(self, topic: str, ev: Event) -> None:
-        if isinstance(ev, OrderAck) and ev.oid and ev.cloid:
-            self.cloid_by_oid[ev.oid] = ev.cloid
+        if isinstance(ev, OrderAck):
+            if ev.oid and ev.cloid:
+                self.cloid_by_oid[ev.oid] = ev.cloid
+            self._acks[ev.cloid] = ev
+        elif isinstance(ev, CancelAck) and ev.ok and ev.cloid in self._acks:
+            a = self._acks[ev.cloid]
+            self._acks[ev.cloid] = OrderAck(ev.ts_exch, ev.ts_recv, a.cloid, a.symbol, OrderStatus.CANCELED, a.oid,
+                                            a.filled_sz, a.avg_px)
         self._emit(ev)
 
     def on_fill(self, ev: Event) -> None:
-        if isinstance(ev, Fill) and not ev.cloid:
-            ev.cloid = self.cloid_by_oid.get(ev.oid, "")
+        if isinstance(ev, Fill):
+            if not ev.cloid:
+                ev.cloid = self.cloid_by_oid.get(ev.oid, "")
+            self._pos[ev.symbol] = self._pos.get(ev.symbol, 0.0) + ev.sz * int(ev.side)
         self._emit(ev)
 
     def modify(self, cloid: str, order: OrderRequest) -> OrderAck:
@@ -156,13 +166,15 @@ class BusVenue:
         return OrderAck(order.ts_exch, order.ts_recv, cloid, order.symbol, OrderStatus.PENDING)
 
     def order_status(self, cloid: str) -> OrderAck | None:
-        return None
+        """The last outcome the replicas reported for ``cloid`` (None before any)."""
+        return self._acks.get(cloid)
 
     def open_orders(self) -> list[OrderAck]:
-        return []
+        return [a for a in self._acks.values() if a.status == OrderStatus.OPEN]
 
     def positions(self) -> dict[str, float]:
-        return {}
+        """Positions implied by the fills received from the exchange's user channel."""
+        return {s: q for s, q in self._pos.items() if abs(q) > 1e-12}
 
     def schedule_cancel(self, at_ms: int | None) -> None:
         """The router replicas keep the exchange's dead man's switch armed."""

@@ -107,3 +107,7 @@ def test_modify_and_leverage_travel_through_the_replicas(ns, monkeypatch, tmp_pa
         oo = rec.open_order_objects()
         assert len(oo) == 1 and oo[0].req.px == 91_000.0 and oo[0].req.cloid == cl
         assert [a.status.name for a in exec_acks] == ["OPEN", "OPEN"] and exec_acks[1].oid != exec_acks[0].oid
+        for a in exec_acks:
+            bv.on_exec("Exec:{BTC}", a)
+        assert bv.order_status(cl).oid == exec_acks[1].oid
+        assert [a.cloid for a in bv.open_orders()] == [cl]
