@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -262,8 +263,11 @@ async def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: asyncio.Ev
     out_bus = RedisStreamBus(r, ns, maxlen=int(live.get("stream_maxlen", 100_000)))
     venue = BusVenue(out_bus, assets)
     portfolio = Portfolio(float((c.get("venue") or {}).get("initial_cash", 100_000.0)))
-    router = OrderRouter(venue, InMemoryIdempotencyStore(), clock, audit,
-                         make_dataclass(RouterConfig, c.get("router", {}), "router"))
+    # the exchange's weight budget is enforced where the exchange is called (the replicas'
+    # limiter); here orders only go onto a stream, so nothing may wait in this queue
+    router_cfg = dataclasses.replace(make_dataclass(RouterConfig, c.get("router", {}), "router"),
+                                     weight_per_min=1e12)
+    router = OrderRouter(venue, InMemoryIdempotencyStore(), clock, audit, router_cfg)
     bb, hb = RedisBlackboard(r, ns), RedisHeartbeats(r, ns)
     risk = RiskEngine(make_dataclass(RiskConfig, c.get("risk", {}), "risk"), bb, hb, portfolio, router,
                       audit, clock)
