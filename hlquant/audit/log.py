@@ -77,7 +77,11 @@ class AuditLog:
     - flush_every: rows buffered before a segment is written.
     """
 
-    def __init__(self, path: str | Path | None, session: str = "session", flush_every: int = 20_000):
+    def __init__(self, path: str | Path | None, session: str = "session", flush_every: int = 20_000,
+                 mirror: Any = None):
+        """``mirror(rows)``, if given, also receives every flushed batch (dicts with the audit
+        columns), e.g. to put them on a Redis stream for the storage writer."""
+        self.mirror = mirror
         self.path = Path(path) if path is not None else None
         self.session = session
         self.flush_every = flush_every
@@ -132,6 +136,8 @@ class AuditLog:
         if not self._buf:
             return
         rows, self._buf = self._buf, []
+        if self.mirror is not None:
+            self.mirror([dict(zip(AUDIT_SCHEMA.names, r, strict=True)) for r in rows])
         if self.path is None:
             self._mem.extend(rows)
             return

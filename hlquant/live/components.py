@@ -102,9 +102,14 @@ def _price_of(ev: Event) -> float | None:
     return None
 
 
-def _audit(out_dir: str | Path | None, name: str) -> AuditLog:
+def _audit(out_dir: str | Path | None, name: str, client: Any = None, namespace: str = "hlq") -> AuditLog:
+    """Each component's own audit log; with ``live.audit_stream`` every batch is also put on
+    ``<ns>:Audit:{name}`` for the storage writer (PostgreSQL / ClickHouse)."""
+    from hlquant.storage.writer import audit_mirror
+
     path = Path(out_dir) / "audit" / name if out_dir else None
-    return AuditLog(path, name, flush_every=100)
+    mirror = audit_mirror(client, namespace, name) if client is not None else None
+    return AuditLog(path, name, flush_every=100, mirror=mirror)
 
 
 class BusVenue:
@@ -206,7 +211,7 @@ async def run_agent(cfg: Any, agent_name: str, out_dir: str | Path | None = None
         raise ConfigError(f"no agent named {agent_name!r} in strategy {c['strategy'].get('name')}")
     r = redis_client(live)
     clock = WallClock()
-    audit = _audit(out_dir, f"agent-{agent_name}")
+    audit = _audit(out_dir, f"agent-{agent_name}", r if live.get("audit_stream") else None, ns)
     store = RedisFeatureStore(r, (c.get("features") or {}).get("staleness"), ns)
     bb, hb = RedisBlackboard(r, ns), RedisHeartbeats(r, ns)
     bus = RedisStreamBus(r, ns, maxlen=int(live.get("stream_maxlen", 100_000)))
@@ -257,7 +262,7 @@ async def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: asyncio.Ev
     symbols = _symbols(c)
     r = redis_client(live)
     clock = WallClock()
-    audit = _audit(out_dir, "risk")
+    audit = _audit(out_dir, "risk", r if live.get("audit_stream") else None, ns)
     info = InfoClient(url)
     assets = {s: a for s, a in info.assets().items() if s in symbols}
     out_bus = RedisStreamBus(r, ns, maxlen=int(live.get("stream_maxlen", 100_000)))
@@ -385,7 +390,7 @@ class RouterReplica:
             self.bus.subscribe(f"CancelRequest:{{{s}}}", self.on_cancel)
             self.bus.subscribe(f"Modify:{{{s}}}", self.on_modify)
             self.bus.subscribe(f"LeverageRequest:{{{s}}}", self.on_leverage)
-        self.audit = _audit(out_dir, f"router-{name}")
+        self.audit = _audit(out_dir, f"router-{name}", self.r if live.get("audit_stream") else None, self.ns)
         self.claim_ttl_ms = int(live.get("claim_ttl_ms", 5_000))
         self.dms_ms = int(live.get("dead_mans_switch_ms", 60_000))
         self.counters = {"sent": 0, "skipped_done": 0, "found_on_exchange": 0, "deferred": 0, "cancels": 0}

@@ -121,12 +121,19 @@ class StreamWriter:
         return dict(self.counters)
 
 
-def publish_audit(client: Any, namespace: str, session: str, rows: pd.DataFrame) -> None:
-    """Put audit rows (``AuditLog.frame()``) on the session's audit stream."""
+def publish_audit(client: Any, namespace: str, session: str, rows: pd.DataFrame | list[dict]) -> None:
+    """Put audit rows (``AuditLog.frame()`` or the dicts an ``AuditLog`` mirror receives) on the
+    session's audit stream."""
+    recs = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
     p = client.pipeline(transaction=False)
-    for rec in rows.to_dict("records"):
+    for rec in recs:
         p.xadd(f"{namespace}:{AUDIT_TOPIC}:{{{session}}}", {"d": json.dumps(rec, default=str)})
     p.execute()
+
+
+def audit_mirror(client: Any, namespace: str, session: str):
+    """An ``AuditLog(mirror=...)`` callable that streams every flushed batch to Redis."""
+    return lambda rows: publish_audit(client, namespace, session, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

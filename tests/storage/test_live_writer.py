@@ -75,3 +75,18 @@ def test_writer_crash_loses_and_doubles_nothing(pg_store, rds):
     assert pg_store.count("audit") == len(audit)
     pending = sum(int(r.xpending(k, "writers")["pending"]) for k in r.scan_iter(f"{ns}:*"))
     assert pending == 0
+
+
+def test_audit_mirror_reaches_postgres_through_the_stream(pg_store, rds):
+    from hlquant.audit.log import AuditLog
+    from hlquant.core.events import Intent
+    from hlquant.storage.writer import StreamWriter, audit_mirror
+
+    r, ns = rds
+    audit = AuditLog(None, "risk", flush_every=50, mirror=audit_mirror(r, ns, "risk"))
+    for i in range(120):
+        audit.record(Intent(1_767_225_600_000 + i, 1_767_225_600_000 + i, f"a:BTC:{i}", "a", "BTC", target=0.1))
+    audit.close()
+    w = StreamWriter(r, pg_store, ["BTC"], ns, sessions=["risk"])
+    res = w.run([False], batch=100, exit_when_idle_s=0.5)
+    assert res["audit_rows"] == 120 and pg_store.count("audit") == 120
