@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hlquant.core.events import ErrorCode
+
 
 class HlquantError(Exception):
     """Base class of hlquant's own errors."""
@@ -25,12 +27,23 @@ class ConfigError(HlquantError, ValueError):
 
 
 class ExchangeError(HlquantError):
-    """An exchange (real or simulated) refused a request; carries its message."""
+    """An exchange (real or simulated) refused a request, or its reply could not be
+    read. ``code`` (an ``ErrorCode``) says which, and whether retrying can help
+    (``retryable``); the message is for people."""
 
-    def __init__(self, message: str, status: int | None = None):
+    default_code = ErrorCode.BAD_REQUEST
+
+    def __init__(self, message: str, status: int | None = None, code: ErrorCode | None = None):
         self.message, self.status = message, status
+        self.code = self.default_code if code is None else code
         super().__init__(message if status is None else f"[{status}] {message}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.code.retryable
 
 
 class RateLimitError(ExchangeError):
     """HTTP 429 or a local token bucket refused the request."""
+
+    default_code = ErrorCode.RATE_LIMITED

@@ -71,6 +71,44 @@ class OrderStatus(IntEnum):
     TRIGGERED = 4
     REJECTED = 5
     MARGIN_CANCELED = 6
+    UNKNOWN = 7  # the reply was ambiguous and lookups could not yet tell what the exchange holds
+
+
+class ErrorCode(IntEnum):
+    """Why a venue refused a request, or could not confirm it.
+
+    Final codes (< 100) are the exchange's definitive answer: sending the same
+    request again gets the same answer. Retryable codes (>= 100) say nothing
+    about the request itself: rate limits, and replies so ambiguous that the
+    exchange may or may not hold the order (resolved by looking the cloid up,
+    never by blindly re-sending). Code that reacts to an outcome compares
+    codes; the human-readable text stays in ``error`` for people only.
+    """
+
+    NONE = 0
+    INVALID_SIZE = 1  # not on the lot grid, zero, or not a number
+    INVALID_PRICE = 2  # tick / significant figures / non-positive
+    MIN_VALUE = 3  # below the minimum order value
+    INSUFFICIENT_MARGIN = 4
+    REDUCE_ONLY = 5  # a reduce-only order would increase the position
+    POST_ONLY_MATCH = 6  # an Alo order would have crossed
+    IOC_NO_MATCH = 7  # an Ioc order found nothing to match
+    UNKNOWN_ASSET = 8
+    NOT_FOUND = 9  # cancel / modify / status: never placed, already canceled or filled
+    INVALID_LEVERAGE = 10
+    OPEN_ORDER_LIMIT = 11
+    BAD_REQUEST = 12  # any other definitive refusal (signature, nonce, vault, malformed action)
+    RATE_LIMITED = 100  # HTTP 429 or an exhausted address budget
+    UNKNOWN_OUTCOME = 101  # no reply, a 5xx, or a body that is not the exchange's JSON
+    UNAVAILABLE = 102  # the request never left (connection refused before sending)
+
+    @property
+    def retryable(self) -> bool:
+        return self >= 100
+
+    @property
+    def final(self) -> bool:
+        return 0 < self < 100
 
 
 class MarketKind(IntEnum):
@@ -265,7 +303,8 @@ class OrderAck(Event):
     oid: int = 0
     filled_sz: float = 0.0
     avg_px: float = 0.0
-    error: str = ""
+    error: str = ""  # the venue's text, for people; code is what programs read
+    code: ErrorCode = ErrorCode.NONE
 
 
 @dataclass(slots=True)
@@ -284,6 +323,7 @@ class CancelAck(Event):
     ok: bool
     error: str = ""
     reason: str = ""
+    code: ErrorCode = ErrorCode.NONE
 
 
 @dataclass(slots=True)
@@ -350,7 +390,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 
-_ENUM_FIELDS = {"side": Side, "tif": Tif, "status": OrderStatus}
+_ENUM_FIELDS = {"side": Side, "tif": Tif, "status": OrderStatus, "code": ErrorCode}
 
 
 def event_from_record(rec: dict[str, Any]) -> Event:

@@ -22,6 +22,7 @@ from hlquant.core.errors import ExchangeError, RateLimitError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
+    ErrorCode,
     Event,
     Fill,
     OrderAck,
@@ -29,6 +30,7 @@ from hlquant.core.events import (
     OrderStatus,
 )
 from hlquant.hyperliquid import normalize as nz
+from hlquant.hyperliquid.errors import classify_error
 from hlquant.hyperliquid.exchange import ExchangeClient
 from hlquant.hyperliquid.info import InfoClient
 from hlquant.venues.base import VenueListener
@@ -140,8 +142,9 @@ class HyperliquidVenue:
             except ExchangeError as e:
                 st = {"error": e.message}
             ok = st == "success"
+            err = "" if ok else st.get("error", str(st))
             out.append(CancelAck(now, now, c.symbol, c.cloid, c.oid or self.oid_by_cloid.get(c.cloid, 0), ok,
-                                 "" if ok else st.get("error", str(st)), c.reason))
+                                 err, c.reason, classify_error(err) if err else ErrorCode.NONE))
         return out
 
     def modify(self, cloid: str, order: OrderRequest) -> OrderAck:

@@ -21,6 +21,7 @@ from hlquant.core.errors import RateLimitError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
+    ErrorCode,
     Event,
     Fill,
     FundingPayment,
@@ -326,7 +327,7 @@ class OrderRouter:
 
     def _on_cancel_ack(self, ack: CancelAck) -> None:
         self.audit.record(ack)
-        if ack.ok or "never placed" in ack.error:
+        if ack.ok or ack.code == ErrorCode.NOT_FOUND:
             self.open.pop(ack.cloid or self._oid_to_cloid.get(ack.oid, ""), None)
         for s in self.sinks:
             s(ack)

@@ -48,6 +48,7 @@ from hlquant.core.errors import ExchangeError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
+    ErrorCode,
     Event,
     Fill,
     FundingPayment,
@@ -300,7 +301,8 @@ class SimVenue:
             oid = c.oid or self._by_cloid.get(c.cloid, 0)
             o = self._orders.get(oid)
             if o is None or o.status not in (OrderStatus.OPEN, OrderStatus.PENDING):
-                out.append(CancelAck(now, now, c.symbol, c.cloid, oid, False, ERR_CANCEL, c.reason))
+                out.append(CancelAck(now, now, c.symbol, c.cloid, oid, False, ERR_CANCEL, c.reason,
+                                     ErrorCode.NOT_FOUND))
                 continue
             self._close(o, OrderStatus.CANCELED)
             out.append(CancelAck(now, now, o.req.symbol, o.req.cloid, oid, True, "", c.reason))
@@ -314,7 +316,7 @@ class SimVenue:
         o = self._orders.get(oid or 0)
         if o is None or o.status not in (OrderStatus.OPEN, OrderStatus.PENDING):
             return OrderAck(now, now, cloid, order.symbol, OrderStatus.REJECTED, oid or 0,
-                            error="Cannot modify canceled or filled order")
+                            error="Cannot modify canceled or filled order", code=ErrorCode.NOT_FOUND)
         self._close(o, OrderStatus.CANCELED)
         self._by_cloid.pop(o.req.cloid, None)
         if order.cloid != o.req.cloid:
