@@ -1,18 +1,20 @@
 """``hlquant`` command line.
 
-    hlquant backtest [hydra overrides...]      e.g. strategy=ma_cross risk.max_leverage=2
-    hlquant backtest -m strategy.fast=5,10 strategy.slow=50,100   (parallel sweep)
-    hlquant paper [overrides...]               same strategy, live data, simulated fills
-    hlquant live [overrides...]                pre-flight check, then signed orders (testnet default)
-    hlquant component agent NAME|risk|router NAME|ingest [overrides...]
-                                               one live component as its own process (Redis)
+    hlquant run [mode=sim|paper|live] [overrides...]   run the config's mode (default sim)
+    hlquant backtest [overrides...]            = run mode=sim   (-m for a parallel sweep)
+    hlquant paper [overrides...]               = run mode=paper (live data, simulated fills)
+    hlquant live [overrides...]                = run mode=live  (pre-flight, then signed orders; testnet default)
+    hlquant component ROLE [NAME] [overrides...]
+                                               one role of live.topology=processes: ingest,
+                                               features [fN], agent NAME, risk, router NAME
     hlquant ingest files|hyperliquid|graphql ...   history into PostgreSQL (see --help)
-    hlquant record live --coins BTC,ETH | import PATH...   record the live feed / import the archive
+    hlquant record live|import ...             record the live feed / import the archive
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
 Hydra commands take the usual Hydra flags (``-m``, ``--cfg job``...). The
 config tree lives in ``conf/`` beside the package (or ``$HLQUANT_CONF``).
+Errors print one line (``error: ...``); ``HLQUANT_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -20,26 +22,67 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from hlquant.core.errors import ConfigError, HlquantError
 
 log = logging.getLogger("hlquant")
 
+MODES = ("sim", "paper", "live")
+SHORTCUTS = {"backtest": "sim", "paper": "paper", "live": "live"}
+ROLES = ("ingest", "features", "agent", "risk", "router")
 
-def conf_dir() -> str:
-    env = os.environ.get("HLQUANT_CONF")
-    if env:
-        return str(Path(env).resolve())
-    here = Path(__file__).resolve().parent.parent / "conf"
-    if not here.is_dir():
-        raise SystemExit(f"hlquant: config directory not found at {here}; set HLQUANT_CONF")
-    return str(here)
+HELP = {
+    "run": "hlquant run [mode=sim|paper|live] [hydra overrides...]\n"
+           "  Run the strategy in the configured mode (default mode=sim: a backtest on the data group).",
+    "backtest": "hlquant backtest [hydra overrides...]   (= hlquant run mode=sim)\n"
+                "  e.g. strategy=ma_cross risk.max_leverage=2; -m strategy.fast=5,10 for a sweep.\n"
+                "  Writes metrics.json, report.png, report.html, the audit log and run.json to the run folder.",
+    "paper": "hlquant paper [hydra overrides...]   (= hlquant run mode=paper)\n"
+             "  Live market data (live.url for the fake exchange), fills by the SimVenue.",
+    "live": "hlquant live [hydra overrides...]   (= hlquant run mode=live)\n"
+            "  Pre-flight check, then signed orders. Testnet unless live.network=mainnet and "
+            "live.confirm_mainnet=true;\n  the key comes from $HLQUANT_PRIVATE_KEY or live.key_file, never "
+            "from the command line.",
+    "component": "hlquant component ROLE [NAME] [hydra overrides...]\n"
+                 "  ROLE: ingest | features [fN] | agent NAME | risk | router NAME\n"
+                 "  One process of live.topology=processes (the supervisor of `hlquant live` starts them all).",
+    "replay": "hlquant replay RUN_DIR\n  Re-run a backtest from its run.json and audit log; exit 0 when every "
+              "decision is identical.",
+}
 
 
-def _hydra_main(task_fn, argv: list[str]) -> None:
+def _debug() -> bool:
+    return os.environ.get("HLQUANT_DEBUG", "") not in ("", "0", "false")
+
+
+def _report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One line for the user (``error: ...``), the traceback only with HLQUANT_DEBUG=1."""
+
+    def wrapped(*a: Any, **kw: Any) -> Any:
+        try:
+            return fn(*a, **kw)
+        except (HlquantError, OSError) as e:
+            if _debug():
+                raise
+            print(f"error: {e}".splitlines()[0] if str(e) else f"error: {type(e).__name__}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    wrapped.__name__ = getattr(fn, "__name__", "task")
+    return wrapped
+
+
+def _hydra_main(task_fn: Callable[[Any], Any], argv: list[str]) -> None:
     import hydra
 
+    from hlquant.config.compose import conf_dir
+    from hlquant.config.schema import register_schemas
+
+    register_schemas()
     sys.argv = [sys.argv[0], *argv]
-    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(task_fn)()
+    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_report_errors(task_fn))()
 
 
 def _backtest_task(cfg) -> float:
@@ -64,36 +107,46 @@ def _backtest_task(cfg) -> float:
     return float(m.get("sharpe", 0.0))
 
 
-def _session_task(mode: str, overrides: list[str]):
-    def task(cfg) -> None:
-        import asyncio
+def _session(cfg, mode: str, overrides: list[str]) -> None:
+    import asyncio
 
-        from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig
 
-        from hlquant.live.session import run_session
+    from hlquant.live.session import run_session
 
-        out = Path(HydraConfig.get().runtime.output_dir)
-        if mode == "live":
-            from hlquant.live.preflight import preflight
+    out = Path(HydraConfig.get().runtime.output_dir)
+    if mode == "live":
+        from hlquant.live.preflight import preflight
 
-            for check in preflight(cfg, live=True):
-                print(check)
-            if cfg.live.topology == "processes":
-                _supervise_components(cfg, overrides, out)
-                return
-        dur = cfg.live.duration_s
-        res = asyncio.run(run_session(cfg, mode, out_dir=out, duration_s=float(dur) if dur else None,
-                                      handle_signals=True))
-        s = res.status
-        print(f"\n== {mode} session: {s['events']:,} events, equity {s['equity']:,.2f}, "
-              f"positions {s['positions']}, reconnects {s['feed']['reconnects']} ==")
-        print(f"session files: {out}")
+        for check in preflight(cfg, live=True):
+            print(check)
+        if cfg.live.topology == "processes":
+            _supervise_components(cfg, overrides, out)
+            return
+    dur = cfg.live.duration_s
+    res = asyncio.run(run_session(cfg, mode, out_dir=out, duration_s=float(dur) if dur else None,
+                                  handle_signals=True))
+    s = res.status
+    print(f"\n== {mode} session: {s['events']:,} events, equity {s['equity']:,.2f}, "
+          f"positions {s['positions']}, reconnects {s['feed']['reconnects']} ==")
+    print(f"session files: {out}")
+
+
+def _run_task(overrides: list[str]):
+    def task(cfg) -> float | None:
+        mode = str(cfg.mode.name)
+        if mode not in MODES:
+            raise ConfigError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
+        if mode == "sim":
+            return _backtest_task(cfg)
+        _session(cfg, mode, overrides)
+        return None
 
     return task
 
 
 def _supervise_components(cfg, overrides: list[str], out: Path) -> None:
-    """``live.topology=processes``: one process per component, supervised."""
+    """``live.topology=processes``: one process per role, supervised."""
     import asyncio
     import signal
     import subprocess
@@ -103,7 +156,7 @@ def _supervise_components(cfg, overrides: list[str], out: Path) -> None:
 
     sup = Supervisor(out / "health.json")
     base = [sys.executable, "-m", "hlquant.cli", "component"]
-    user = [o for o in overrides if not o.startswith("hydra.")]
+    user = [o for o in overrides if not o.startswith(("hydra.", "mode="))]
 
     def starter(args: list[str], tag: str):
         def start():
@@ -112,9 +165,13 @@ def _supervise_components(cfg, overrides: list[str], out: Path) -> None:
                                     stdout=log_f, stderr=subprocess.STDOUT)
         return start
 
+    # start order = stop order reversed: agents stop first, routers last (shutdown cancels need them)
     for i in range(int(cfg.live.router_replicas)):
         sup.add_process(f"router-r{i + 1}", starter(["router", f"r{i + 1}"], f"router-r{i + 1}"))
     sup.add_process("risk", starter(["risk"], "risk"))
+    sup.add_process("ingest", starter(["ingest"], "ingest"))
+    for i in range(int(cfg.live.feature_replicas)):
+        sup.add_process(f"features-f{i + 1}", starter(["features", f"f{i + 1}"], f"features-f{i + 1}"))
     for a in build_agents(cfg.strategy):
         sup.add_process(f"agent-{a.name}", starter(["agent", a.name], f"agent-{a.name}"))
 
@@ -131,39 +188,76 @@ def _supervise_components(cfg, overrides: list[str], out: Path) -> None:
     print(f"components stopped; health: {sup.health()}")
 
 
-def _component_task(kind: str, name: str):
+def _component_task(role: str, name: str):
     def task(cfg) -> None:
-        import asyncio
-
         from hydra.core.hydra_config import HydraConfig
 
-        from hlquant.live import components as comp
-
         out = Path(HydraConfig.get().runtime.output_dir)
-        if kind == "agent":
-            res = asyncio.run(comp.run_agent(cfg, name, out, handle_signals=True))
-        elif kind == "risk":
-            res = asyncio.run(comp.run_risk(cfg, out, handle_signals=True))
-        elif kind == "router":
-            res = comp.run_router(cfg, name, out)
-        elif kind == "ingest":
-            res = asyncio.run(comp.run_ingest(cfg, handle_signals=True))
+        if role == "agent":
+            from hlquant.live.roles.agent import run_agent
+
+            res = run_agent(cfg, name, out)
+        elif role == "risk":
+            from hlquant.live.roles.risk import run_risk
+
+            res = run_risk(cfg, out)
+        elif role == "router":
+            from hlquant.live.roles.router import run_router
+
+            res = run_router(cfg, name, out)
+        elif role == "features":
+            from hlquant.live.roles.features import run_features
+
+            res = run_features(cfg, name, out)
         else:
-            raise SystemExit(f"unknown component {kind!r}: agent, risk, router, ingest")
-        print(f"{kind} {name}: {res}")
+            from hlquant.live.roles.ingest import run_ingest
+
+            res = run_ingest(cfg)
+        print(f"{role} {name}: {res}")
 
     return task
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _refuse_secrets(args: list[str]) -> None:
+    """A private key never goes on the command line (shell history, process list, Hydra's dumps)."""
+    from hlquant.audit.log import looks_secret
+
+    for a in args:
+        key, _, value = a.lstrip("+~").partition("=")
+        if value and looks_secret(key, value):
+            raise ConfigError(f"{key}: secrets are not accepted on the command line; put the key in "
+                              f"$HLQUANT_PRIVATE_KEY (live.key_env) or a file named by live.key_file")
+
+
+def _main(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return
     cmd, rest = argv[0], argv[1:]
-    if cmd == "backtest":
-        _hydra_main(_backtest_task, rest)
+    if rest[:1] in (["-h"], ["--help"]) and cmd in HELP:
+        print(HELP[cmd])
+        return
+    if cmd in ("run", *SHORTCUTS, "component"):
+        _refuse_secrets(rest)
+    if cmd in SHORTCUTS:
+        wanted = SHORTCUTS[cmd]
+        given = [a.split("=", 1)[1] for a in rest if a.startswith("mode=")]
+        if given and given[-1] != wanted:
+            raise ConfigError(f"mode={given[-1]} contradicts `hlquant {cmd}` (mode={wanted}); "
+                              f"use `hlquant run mode={given[-1]}`")
+        _hydra_main(_run_task(rest), [*[a for a in rest if not a.startswith("mode=")], f"mode={wanted}"])
+    elif cmd == "run":
+        _hydra_main(_run_task(rest), rest)
+    elif cmd == "component":
+        if not rest or rest[0] not in ROLES:
+            raise ConfigError(f"component: expected a role ({', '.join(ROLES)}), got {rest[:1] or 'none'}")
+        role = rest[0]
+        if role in ("agent", "router") and (len(rest) < 2 or "=" in rest[1]):
+            raise ConfigError(f"component {role} needs a NAME: hlquant component {role} NAME [overrides]")
+        named = role in ("agent", "router") or (role == "features" and len(rest) > 1 and "=" not in rest[1])
+        name = rest[1] if named else ("f1" if role == "features" else role)
+        args = rest[2:] if named else rest[1:]
+        _hydra_main(_component_task(role, name), [*args, "mode=live"])
     elif cmd == "record":
         from hlquant.storage.recorder import main as record_main
 
@@ -172,21 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         from hlquant.storage.ingest import main as ingest_main
 
         raise SystemExit(ingest_main(rest))
-    elif cmd == "component":
-        if not rest:
-            raise SystemExit("usage: hlquant component agent NAME|risk|router NAME|ingest [overrides]")
-        kind = rest[0]
-        needs_name = kind in ("agent", "router")
-        if needs_name and len(rest) < 2:
-            raise SystemExit(f"usage: hlquant component {kind} NAME [overrides]")
-        name = rest[1] if needs_name else kind
-        args = rest[2:] if needs_name else rest[1:]
-        _hydra_main(_component_task(kind, name), ["mode=live", *args])
-    elif cmd in ("paper", "live"):
-        _hydra_main(_session_task(cmd, rest), [f"mode={cmd}", *rest])
     elif cmd == "replay":
         if len(rest) != 1:
-            raise SystemExit("usage: hlquant replay RUN_DIR")
+            raise ConfigError("usage: hlquant replay RUN_DIR")
         from hlquant.backtest.run import replay
 
         rep = replay(rest[0])
@@ -197,7 +279,14 @@ def main(argv: list[str] | None = None) -> None:
 
         gen_main(rest)
     else:
-        raise SystemExit(f"hlquant: unknown command {cmd!r}\n{__doc__}")
+        raise ConfigError(f"unknown command {cmd!r}; commands: run, backtest, paper, live, component, "
+                          f"ingest, record, replay, generate-data (hlquant --help)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _report_errors(_main)(argv)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ code in each strategy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hlquant.core.events import Intent, Side, Tif
+from hlquant.core.errors import IntentError, UnknownFeatureError
+from hlquant.core.events import Intent, OrderView, Side, Tif
 from hlquant.core.ids import intent_id
 
 
@@ -61,37 +63,56 @@ class Context:
     per-event allocation); the runner sets ``now`` and ``symbol`` before each call."""
 
     __slots__ = (
-        "agent", "now", "symbol", "params", "_features", "_portfolio", "_seq", "_prices", "_alias",
+        "agent", "now", "symbol", "params", "_features", "_account", "_seq", "_prices", "_alias",
+        "_declared",
     )
 
     def __init__(
         self,
         agent: Agent,
         features: Any,
-        portfolio: Any,
+        account: Any,
         prices: Any,
         alias: Mapping[str, str] | None = None,
+        declared: frozenset[str] | None = None,
     ) -> None:
+        """``declared``: the feature names any agent of the run declares (default: this
+        agent's own); reading another name is an error."""
         self.agent = agent
         self._alias = dict(alias or {})
         self.params = agent.params
         self.now = 0
         self.symbol = ""
         self._features = features
-        self._portfolio = portfolio
+        self._account = account
         self._prices = prices
         self._seq = 0
+        self._declared = declared if declared is not None else frozenset(
+            s["name"] for s in agent.feature_specs())
 
     # --- reads -------------------------------------------------------------
     def feature(self, name: str, symbol: str | None = None) -> float:
         """Latest value of a feature; raises ``StaleFeatureError`` when too old.
         The runner catches that and skips the decision (counted), so a strategy
-        never acts on stale data by accident."""
+        never acts on stale data by accident. A name the agent did not declare
+        is an error (``UnknownFeatureError``), not a silently empty series."""
+        if name not in self._declared:
+            raise UnknownFeatureError(
+                f"agent {self.agent.name} read feature {name!r}, which no agent declares; "
+                f"declared: {sorted(self._declared) or 'none'}")
         return self._features.get(symbol or self.symbol, self._alias.get(name, name), self.now)
 
     def position(self, symbol: str | None = None) -> float:
         """Signed position of the account in coin units (all agents together)."""
-        return self._portfolio.position(symbol or self.symbol)
+        return self._account.position(symbol or self.symbol, self.now)
+
+    def entry_price(self, symbol: str | None = None) -> float:
+        """Average entry price of the account's open position (0 when flat)."""
+        return self._account.entry_price(symbol or self.symbol, self.now)
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderView]:
+        """The account's open orders on ``symbol`` (default: the current one)."""
+        return self._account.open_orders(symbol or self.symbol, self.now)
 
     def price(self, symbol: str | None = None) -> float:
         """Last traded / mark price known to the portfolio."""
@@ -99,7 +120,7 @@ class Context:
 
     @property
     def equity(self) -> float:
-        return self._portfolio.equity()
+        return self._account.equity(self.now)
 
     # --- intents -----------------------------------------------------------
     def _next_id(self, symbol: str) -> str:
@@ -109,8 +130,9 @@ class Context:
     def target(self, size: float, symbol: str | None = None, reason: str = "") -> Intent:
         """Intent: hold ``size`` coins (signed) of ``symbol``; risk nets it with other agents."""
         sym = symbol or self.symbol
+        size = _finite(size, "target size")
         return Intent(
-            self.now, self.now, self._next_id(sym), self.agent.name, sym, target=float(size),
+            self.now, self.now, self._next_id(sym), self.agent.name, sym, target=size,
             reason=reason,
         )
 
@@ -131,17 +153,63 @@ class Context:
         symbol: str | None = None,
         reason: str = "",
     ) -> Intent:
-        """Intent: an explicit order (limit, market with px=None, or tp/sl trigger)."""
+        """Intent: an explicit order (limit, market with px=None, or tp/sl trigger).
+        Anything that is not an order raises ``IntentError``: an unknown side or tif,
+        a size <= 0, a price or trigger <= 0, a number that is not finite."""
         sym = symbol or self.symbol
-        if isinstance(side, str):
-            side = Side.BUY if side.lower() in ("b", "buy", "long") else Side.SELL
-        if isinstance(tif, str):
-            tif = Tif.from_wire(tif.capitalize())
+        side = parse_side(side)
+        tif = parse_tif(tif)
+        size = _positive(size, "size")
+        px = None if px is None else _positive(px, "px")
+        trigger_px = None if trigger_px is None else _positive(trigger_px, "trigger_px")
+        if tpsl not in (None, "tp", "sl"):
+            raise IntentError(f"tpsl must be 'tp', 'sl' or None, got {tpsl!r}")
         return Intent(
             self.now, self.now, self._next_id(sym), self.agent.name, sym, side=side,
-            size=float(size), px=px, tif=tif, reduce_only=reduce_only, trigger_px=trigger_px,
+            size=size, px=px, tif=tif, reduce_only=bool(reduce_only), trigger_px=trigger_px,
             tpsl=tpsl, reason=reason,
         )
+
+
+_SIDES = {"b": Side.BUY, "buy": Side.BUY, "long": Side.BUY,
+          "a": Side.SELL, "s": Side.SELL, "sell": Side.SELL, "short": Side.SELL}
+
+
+def parse_side(side: Side | str) -> Side:
+    """A Side from a Side or its common names; anything else is an ``IntentError``."""
+    if isinstance(side, Side):
+        return side
+    if isinstance(side, str) and side.lower() in _SIDES:
+        return _SIDES[side.lower()]
+    raise IntentError(f"unknown side {side!r}: use buy/sell (or Side.BUY/Side.SELL)")
+
+
+def parse_tif(tif: Tif | str) -> Tif:
+    if isinstance(tif, Tif):
+        return tif
+    if isinstance(tif, str):
+        try:
+            return Tif.from_wire(tif.capitalize())
+        except ValueError:
+            pass
+    raise IntentError(f"unknown tif {tif!r}: use Gtc, Ioc or Alo")
+
+
+def _finite(x: Any, what: str) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise IntentError(f"{what} must be a number, got {x!r}") from None
+    if not math.isfinite(v):
+        raise IntentError(f"{what} must be finite, got {v}")
+    return v
+
+
+def _positive(x: Any, what: str) -> float:
+    v = _finite(x, what)
+    if v <= 0:
+        raise IntentError(f"{what} must be > 0, got {v}")
+    return v
 
 
 class Agent:

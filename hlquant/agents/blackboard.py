@@ -65,6 +65,10 @@ class HeartbeatStore(Protocol):
 
     def alive(self, agent: str, now: int) -> bool: ...
 
+    def expire(self, agent: str) -> None:
+        """Declare the agent dead now (quarantine)."""
+        ...
+
     def last_seen(self, agent: str) -> int | None: ...
 
     def agents(self) -> list[str]: ...
@@ -82,6 +86,10 @@ class InMemoryHeartbeats:
     def alive(self, agent: str, now: int) -> bool:
         rec = self._hb.get(agent)
         return rec is not None and now <= rec[1]
+
+    def expire(self, agent: str) -> None:
+        rec = self._hb.get(agent)
+        self._hb[agent] = (rec[0] if rec else 0, -1)
 
     def last_seen(self, agent: str) -> int | None:
         rec = self._hb.get(agent)

@@ -5,10 +5,18 @@ engine; strategies only see their Context. Decisions that would read a stale
 feature are skipped and counted (never taken on stale data); intents equal to
 the agent's previous target are not re-published; intents inside the
 agent's debounce window are dropped and counted.
+
+A strategy that raises, or returns something that is not an Intent, is
+contained here: the failure is audited (``AgentError``: agent, symbol, the
+error and the last frames of its traceback) and counted, then the policy
+applies: ``raise`` stops the run with a one-line ``AgentFailure`` (research),
+``quarantine`` stops the agent and has its intents and orders cancelled as
+for a lost heartbeat while the others go on (paper and live).
 """
 
 from __future__ import annotations
 
+import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,8 +24,10 @@ from typing import Any
 from hlquant.agents.base import Agent, Context
 from hlquant.agents.blackboard import Blackboard, HeartbeatStore
 from hlquant.audit.log import AuditLog
-from hlquant.core.errors import StaleFeatureError
-from hlquant.core.events import Intent
+from hlquant.core.errors import AgentFailure, StaleFeatureError
+from hlquant.core.events import AgentError, Intent
+
+ON_ERROR = ("raise", "quarantine")
 
 
 class AgentRunner:
@@ -27,23 +37,36 @@ class AgentRunner:
         blackboard: Blackboard,
         heartbeats: HeartbeatStore,
         features: Any,
-        portfolio: Any,
+        account: Any,
         prices: Callable[[str], float],
         on_intent: Callable[[Intent], Any],
         audit: AuditLog,
         aliases: Mapping[str, Mapping[str, str]] | None = None,
+        *,
+        on_error: str = "raise",
+        on_quarantine: Callable[[str], Any] | None = None,
+        declared: frozenset[str] | None = None,
     ) -> None:
+        """``account``: what ``ctx.position()``/``equity``/``open_orders()`` read
+        (hlquant.agents.account). ``on_error``: ``raise`` or ``quarantine`` (module
+        docstring); ``on_quarantine(agent)`` cancels a quarantined agent's intents and
+        orders. ``declared``: feature names readable by every agent (default: each
+        agent's own)."""
         names = [a.name for a in agents]
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique, got {names}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"agents.on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.agents = list(agents)
         self.bb = blackboard
         self.hb = heartbeats
         self.on_intent = on_intent
         self.audit = audit
+        self.on_error = on_error
+        self.on_quarantine = on_quarantine
         aliases = aliases or {}
         self.ctx = {
-            a.name: Context(a, features, portfolio, prices, aliases.get(a.name)) for a in agents
+            a.name: Context(a, features, account, prices, aliases.get(a.name), declared) for a in agents
         }
         self._by_trigger: dict[tuple[str, str], list[Agent]] = {}
         for a in agents:
@@ -53,6 +76,7 @@ class AgentRunner:
         self._next_beat: dict[str, int] = {}
         self.counts: Counter = Counter()
         self.stale_by_agent: Counter = Counter()
+        self.errors_by_agent: Counter = Counter()
         self.next_beat_due = 0
 
     def triggers(self) -> set[tuple[str, str]]:
@@ -84,15 +108,39 @@ class AgentRunner:
         ctx = self.ctx[agent.name]
         ctx.now = now
         ctx.symbol = symbol
+        self.counts["decisions"] += 1
         try:
             intent = agent.decide(ctx)
         except StaleFeatureError:
             self.counts["stale_skipped"] += 1
             self.stale_by_agent[agent.name] += 1
             return 0
+        except Exception as e:  # a strategy bug: contained, audited, then the policy
+            return self._failed(agent, symbol, now, e)
         if intent is None:
             return 0
+        if not isinstance(intent, Intent):
+            return self._failed(agent, symbol, now, TypeError(
+                f"decide() returned {type(intent).__name__}, expected an Intent (ctx.target/ctx.order) or None"))
         return self.publish(intent)
+
+    def _failed(self, agent: Agent, symbol: str, now: int, e: BaseException) -> int:
+        self.counts["errors"] += 1
+        self.errors_by_agent[agent.name] += 1
+        msg = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        tb = "".join(traceback.format_tb(e.__traceback__, limit=-3)) if e.__traceback__ else ""
+        self.audit.record(AgentError(now, now, agent.name, symbol, msg, tb[-2000:], self.on_error))
+        if self.on_error == "raise":
+            raise AgentFailure(f"agent {agent.name} failed on {symbol} at {now}: {msg}") from e
+        self.quarantine(agent.name)
+        return 0
+
+    def quarantine(self, name: str) -> None:
+        """Stop an agent for good and have its intents and orders cancelled."""
+        self.kill(name)
+        self.counts["quarantined"] += 1
+        if self.on_quarantine is not None:
+            self.on_quarantine(name)
 
     def publish(self, intent: Intent) -> int:
         key = (intent.agent, intent.symbol)

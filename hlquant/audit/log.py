@@ -43,12 +43,22 @@ AUDIT_SCHEMA = pa.schema(
 _COMMON = {"kind", "ts_exch", "ts_recv", "agent", "symbol"}
 _ID_FIELDS = ("cloid", "intent_id")
 _SECRET_RE = re.compile(r"(secret|private|priv_?key|password|api_?key|mnemonic)", re.I)
-_HEX_KEY_RE = re.compile(r"0x[0-9a-fA-F]{64}")
+_HEX_KEY_RE = re.compile(r"(?<![0-9a-fA-F])(?:0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+
+
+def looks_secret(key: str, value: str) -> bool:
+    """A secret-looking key name, or a value holding 32 bytes of hex (a private key)."""
+    return bool(_SECRET_RE.search(key)) or bool(_HEX_KEY_RE.search(str(value)))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every 32-byte hex string (with or without 0x) replaced by ``***``."""
+    return _HEX_KEY_RE.sub("***", text)
 
 
 def redact(obj: Any) -> Any:
     """Replace values under secret-looking keys, and 32-byte hex strings (private
-    keys) anywhere, with ``'***'``."""
+    keys, with or without 0x) anywhere, with ``'***'``."""
     if isinstance(obj, dict):
         return {
             k: ("***" if isinstance(k, str) and _SECRET_RE.search(k) else redact(v))

@@ -18,15 +18,13 @@ import pandas as pd
 
 from hlquant.audit.log import read_audit, redact
 from hlquant.backtest.engine import Backtest, BacktestResult
-from hlquant.config.build import build_agents, load_market, make_dataclass, to_dict
+from hlquant.config.build import load_market, to_dict
+from hlquant.config.spec import KernelSpec
 from hlquant.core.errors import ConfigError
-from hlquant.risk.engine import RiskConfig
-from hlquant.router.router import RouterConfig
-from hlquant.venues.sim import SimVenueConfig
 
 DECISION_KINDS = (
     "Intent", "RiskDecision", "OrderRequest", "OrderAck", "Fill", "CancelRequest", "CancelAck",
-    "FundingPayment", "HeartbeatLoss", "DuplicateOrder", "KillSwitch",
+    "FundingPayment", "HeartbeatLoss", "DuplicateOrder", "KillSwitch", "Superseded", "AgentError",
 )
 
 
@@ -34,17 +32,8 @@ def build_backtest(cfg: Any, market: Any = None, out_dir: str | Path | None = No
                    session: str | None = None, progress: bool | None = None) -> Backtest:
     c = to_dict(cfg)
     market = market if market is not None else load_market(c.get("data", {}))
-    strategy = c.get("strategy") or {}
-    agents = build_agents(strategy)
-    venue = make_dataclass(SimVenueConfig, c.get("venue", {}), "venue")
-    risk = make_dataclass(RiskConfig, c.get("risk", {}), "risk")
-    router = make_dataclass(RouterConfig, c.get("router", {}), "router")
-    features = c.get("features", {}) or {}
-    params = {k: v for k, v in strategy.items() if k not in ("agents", "name")}
     return Backtest(
-        market, agents, venue=venue, risk=risk, router=router,
-        staleness=features.get("staleness"), out_dir=out_dir, session=session,
-        faults=c.get("faults") or (), name=str(strategy.get("name", "backtest")), params=params,
+        market, spec=KernelSpec.from_config(c, mode="sim"), out_dir=out_dir, session=session,
         progress=bool(c.get("progress", False)) if progress is None else progress,
     )
 
@@ -59,7 +48,7 @@ def run_backtest(cfg: Any, out_dir: str | Path | None = None, market: Any = None
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if report:
-            from hlquant.backtest.report import write_report
+            from hlquant.report.files import write_report
 
             result.files = dict(write_report(result.artifacts, out))
         run_info = {

@@ -121,7 +121,7 @@ def _heatmap_html(piv: pd.DataFrame, metric: str) -> str:
 
 
 def _summary_html(df: pd.DataFrame, params: list[str], metric: str, heat: str, path: Path) -> Path:
-    from hlquant.backtest.tearsheet import _ensure_plotly_js
+    from hlquant.report.tearsheet import _ensure_plotly_js
 
     _ensure_plotly_js(path.parent)
     show = ["job", *params] + [c for c in ("total_return", "sharpe", "sortino", "max_drawdown",

@@ -228,6 +228,12 @@ class RedisHeartbeats:
         rec = self._get(agent)
         return rec is not None and now <= rec[1]
 
+    def expire(self, agent: str) -> None:
+        """Declare the agent dead now (quarantine): its last beat stays, its expiry goes."""
+        rec = self._get(agent)
+        last = rec[0] if rec else 0
+        self.r.set(self._k(agent), f"{last}:{-1}", px=3_600_000)
+
     def last_seen(self, agent: str) -> int | None:
         rec = self._get(agent)
         return None if rec is None else rec[0]
@@ -273,6 +279,13 @@ class RedisFeatureStore:
 
     def _k(self, symbol: str) -> str:
         return f"{self.ns}:feat:{{{symbol}}}"
+
+    key = _k
+
+    @staticmethod
+    def encode(items: Iterable[tuple[str, float]], ts: int) -> dict[str, bytes]:
+        """Hash fields of values written at ``ts`` (for callers writing in their own transaction)."""
+        return {name: msgpack.packb([float(v), int(ts)]) for name, v in items}
 
     def put(self, symbol: str, name: str, value: float, ts: int) -> None:
         self.r.hset(self._k(symbol), name, msgpack.packb([float(value), int(ts)]))
@@ -320,3 +333,92 @@ class RedisFeatureStore:
             return None
         v, ts = msgpack.unpackb(raw)
         return float(v), int(ts)
+
+
+def redis_client(url: str = "redis://127.0.0.1:6379/0", cluster: bool = False) -> Any:
+    """A client for the shared state (a Redis Cluster client when ``cluster``)."""
+    import redis
+
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)
+
+
+def _account_key(ns: str) -> str:
+    return f"{ns}:acct:{{account}}"
+
+
+class RedisAccountPublisher:
+    """Publishes the account read model (hash ``<ns>:acct:{account}``): the process
+    that owns the portfolio calls ``publish`` after fills and on a timer, so agents in
+    other processes read positions, entry prices, equity and open orders, and can tell
+    from ``ts`` how old that view is."""
+
+    def __init__(self, client: Any, namespace: str = "hlq") -> None:
+        self.r = client
+        self.key = _account_key(namespace)
+        self.published = 0
+
+    def publish(self, now: int, portfolio: Any, orders: Sequence[Any], fills: int = 0, queued: int = 0) -> None:
+        """``fills``: fills the portfolio has applied; ``queued``: approved orders not yet
+        sent (drills wait on both)."""
+        positions = {s: [p.size, p.entry_px] for s, p in portfolio.positions.items() if p.size}
+        self.r.hset(self.key, mapping={
+            "ts": int(now),
+            "fills": int(fills),
+            "queued": int(queued),
+            "equity": float(portfolio.equity()),
+            "positions": msgpack.packb(positions),
+            "orders": msgpack.packb([[o.cloid, o.symbol, o.agent, int(o.side), o.size, o.px, int(o.tif),
+                                      o.reduce_only, o.trigger_px] for o in orders]),
+        })
+        self.published += 1
+
+
+class RedisAccountView:
+    """The agents' side of the read model (``hlquant.agents.account.Account``): one
+    round trip per decision time; older than ``max_age_ms`` is refused with
+    ``StaleFeatureError`` (the decision is skipped and counted, never taken blind)."""
+
+    def __init__(self, client: Any, namespace: str = "hlq", max_age_ms: int = 5_000) -> None:
+        self.r = client
+        self.key = _account_key(namespace)
+        self.max_age_ms = int(max_age_ms)
+        self._at: int | None = None
+        self._snap: dict[str, Any] = {}
+
+    def _load(self, now: int) -> dict[str, Any]:
+        if self._at != now:
+            raw = {(k.decode() if isinstance(k, bytes) else k): v for k, v in self.r.hgetall(self.key).items()}
+            self._snap = {
+                "ts": int(raw["ts"]) if "ts" in raw else None,
+                "equity": float(raw.get("equity", "nan")),
+                "positions": msgpack.unpackb(raw["positions"]) if "positions" in raw else {},
+                "orders": msgpack.unpackb(raw["orders"]) if "orders" in raw else [],
+            }
+            self._at = now
+        snap = self._snap
+        ts = snap["ts"]
+        if ts is None or now - ts > self.max_age_ms:
+            raise StaleFeatureError("*", "account", None if ts is None else now - ts, self.max_age_ms)
+        return snap
+
+    def position(self, symbol: str, now: int) -> float:
+        p = self._load(now)["positions"].get(symbol)
+        return float(p[0]) if p else 0.0
+
+    def entry_price(self, symbol: str, now: int) -> float:
+        p = self._load(now)["positions"].get(symbol)
+        return float(p[1]) if p else 0.0
+
+    def equity(self, now: int) -> float:
+        return self._load(now)["equity"]
+
+    def open_orders(self, symbol: str | None, now: int) -> list[Any]:
+        from hlquant.core.events import OrderView, Side, Tif
+
+        return [OrderView(c, s, a, Side(side), sz, px, Tif(tif), ro, trig)
+                for c, s, a, side, sz, px, tif, ro, trig in self._load(now)["orders"]
+                if symbol is None or s == symbol]

@@ -26,6 +26,22 @@ class ConfigError(HlquantError, ValueError):
     """Invalid or unsafe configuration."""
 
 
+class IntentError(HlquantError, ValueError):
+    """A strategy asked for something that is not an order: unknown side or tif,
+    size <= 0, a number that is not finite, a price <= 0. Never retried."""
+
+
+class UnknownFeatureError(HlquantError, KeyError):
+    """A strategy read a feature that no agent declared (usually a typo)."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class AgentFailure(HlquantError):
+    """A strategy raised (or returned a non-intent) and the policy is to stop the run."""
+
+
 class ExchangeError(HlquantError):
     """An exchange (real or simulated) refused a request, or its reply could not be
     read. ``code`` (an ``ErrorCode``) says which, and whether retrying can help

@@ -239,10 +239,17 @@ class MarkPrice(Event):
 
 # --- internal flow ---------------------------------------------------------
 @dataclass(slots=True)
-class FeatureUpdate(Event):
+class FeaturesReady(Event):
+    """A stream processor has applied market events of ``stream`` (candle, trade,
+    l2, bbo, funding, mark) of ``symbol`` up to ``ts_exch`` and written their features:
+    agents triggered by that stream may now decide. ``price`` is the last price the
+    events carried (candle close, trade price, book or BBO mid, mark; NaN for funding),
+    ``count`` how many events the batch held."""
+
     symbol: str
-    name: str
-    value: float
+    stream: str
+    price: float = float("nan")
+    count: int = 1
 
 
 @dataclass(slots=True)
@@ -268,6 +275,24 @@ class Intent(Event):
         return self.target is not None
 
 
+class RiskCode(IntEnum):
+    """What the risk engine decided, as a code (counters and tools key on it; the
+    decision's ``reason`` is the same thing in words for people)."""
+
+    APPROVED = 0
+    AGENT_DEAD = 1  # heartbeat expired or quarantined
+    KILL_SWITCH = 2
+    STALE_PRICE = 3  # no price within max_price_age_ms
+    BELOW_MIN_NOTIONAL = 4  # the change is smaller than min_order_notional (a no-op)
+    LIMIT = 5  # a limit would be exceeded and clipping is off
+    NO_ROOM = 6  # clipped to the limit, nothing of useful size is left
+    RULE = 7  # a custom rule (risk.rules) refused it
+    RATE_LIMIT = 8  # order-rate token bucket empty
+    ROUNDS_TO_ZERO = 9  # the size rounds to zero lots
+    REDUCE_ONLY_INCREASES = 10  # a reduce-only order would increase the position
+    INVALID_INTENT = 11  # unknown side/tif, size <= 0, non-finite number, price <= 0
+
+
 @dataclass(slots=True)
 class RiskDecision(Event):
     intent_id: str
@@ -276,6 +301,8 @@ class RiskDecision(Event):
     approved: bool
     reason: str
     order_size: float = 0.0  # signed size sent to the router (0 if rejected/no-op)
+    code: RiskCode = RiskCode.APPROVED
+    limit: str = ""  # the limit or rule that clipped or refused it, if any
 
 
 @dataclass(slots=True)
@@ -367,6 +394,91 @@ class LeverageRequest(Event):
     cross: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An open order as an agent sees it (``ctx.open_orders()``)."""
+
+    cloid: str
+    symbol: str
+    agent: str
+    side: Side
+    size: float  # remaining, coins
+    px: float | None
+    tif: Tif
+    reduce_only: bool = False
+    trigger_px: float | None = None
+
+
+# --- audit records of the components' own decisions ---------------------------
+@dataclass(slots=True)
+class KillSwitch(Event):
+    """Trading halted (configured, drawdown, operator)."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class DuplicateOrder(Event):
+    """An order whose cloid was already claimed: not sent again."""
+
+    cloid: str
+    intent_id: str
+    agent: str
+    symbol: str
+    owner: str = ""
+
+
+@dataclass(slots=True)
+class Superseded(Event):
+    """Queued, unsent target orders folded into a newer one (``dropped`` cloids)."""
+
+    cloid: str
+    intent_id: str
+    agent: str
+    symbol: str
+    dropped: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ModifyRequest(Event):
+    """An edit of a resting order (cancel-and-replace; the cloid is kept)."""
+
+    cloid: str
+    agent: str
+    symbol: str
+    px: float | None
+    size: float
+    old_oid: int = 0
+
+
+@dataclass(slots=True)
+class PositionMismatch(Event):
+    """Positions differ from the venue's: {symbol: [ours, venue's]}."""
+
+    symbol: str  # the symbols concerned, comma separated
+    diff: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PositionCorrected(Event):
+    """An unexplained gap closed by adopting the venue's size."""
+
+    symbol: str
+    from_size: float
+    to_size: float
+
+
+@dataclass(slots=True)
+class AgentError(Event):
+    """A strategy raised or returned something that is not an intent."""
+
+    agent: str
+    symbol: str
+    error: str  # exception type and message, one line
+    traceback: str = ""  # the last frames, short
+    action: str = ""  # what the runner did: raise | quarantine | skip
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -376,7 +488,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Candle,
         FundingRate,
         MarkPrice,
-        FeatureUpdate,
+        FeaturesReady,
         Intent,
         RiskDecision,
         OrderRequest,
@@ -387,17 +499,38 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FundingPayment,
         HeartbeatLoss,
         LeverageRequest,
+        KillSwitch,
+        DuplicateOrder,
+        Superseded,
+        ModifyRequest,
+        PositionMismatch,
+        PositionCorrected,
+        AgentError,
     )
 }
 
-_ENUM_FIELDS = {"side": Side, "tif": Tif, "status": OrderStatus, "code": ErrorCode}
+_ENUM_FIELDS: dict[type, dict[str, type[IntEnum]]] = {}
+
+
+def _enum_fields(cls: type[Event]) -> dict[str, type[IntEnum]]:
+    """Fields of ``cls`` whose annotation names an enum (decoded from their names)."""
+    got = _ENUM_FIELDS.get(cls)
+    if got is None:
+        enums = {e.__name__: e for e in (Side, Tif, OrderStatus, ErrorCode, RiskCode)}
+        got = {}
+        for f in dataclasses.fields(cls):
+            ann = str(f.type).replace(" | None", "")
+            if ann in enums:
+                got[f.name] = enums[ann]
+        _ENUM_FIELDS[cls] = got
+    return got
 
 
 def event_from_record(rec: dict[str, Any]) -> Event:
     """Inverse of ``Event.to_record`` (used by the bus and by audit replay)."""
     rec = dict(rec)
     cls = EVENT_TYPES[rec.pop("kind")]
-    for name, enum in _ENUM_FIELDS.items():
+    for name, enum in _enum_fields(cls).items():
         v = rec.get(name)
         if isinstance(v, str):
             rec[name] = enum[v]

@@ -228,6 +228,16 @@ class MarketData:
         meta["selected_from"] = self.fingerprint()
         return MarketData(**out, symbols=new_syms, interval_ms=self.interval_ms, meta=meta)
 
+    def thin_trades(self, every: int) -> MarketData:
+        """Keep every ``every``-th trade (other streams untouched): a lighter event stream
+        for drills that step the whole system one event at a time."""
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        out = {STREAMS[k]: (a[::every] if k == MarketKind.TRADE else a) for k, a in self.arrays().items()}
+        meta = dict(self.meta)
+        meta["trades_thinned_from"] = self.fingerprint()
+        return MarketData(**out, symbols=list(self.symbols), interval_ms=self.interval_ms, meta=meta)
+
     # ------------------------------------------------------------------ pandas
     def _frame(self, kind: MarketKind, symbol: str, cols: Sequence[str]) -> pd.DataFrame:
         a = getattr(self, STREAMS[kind])

@@ -68,12 +68,24 @@ STATUS_WIRE = {OrderStatus.OPEN: "open", OrderStatus.FILLED: "filled", OrderStat
 
 
 class WallMs:
-    """The exchange's clock (ms); tests may replace ``offset`` to shift time."""
+    """The exchange's clock (ms); tests may replace ``offset`` to shift time, or ``pin`` it
+    to the replayed events' time (lockstep drills: fills stamped exactly as in a backtest)."""
 
     def __init__(self) -> None:
         self.offset = 0
+        self.pinned: int | None = None
+
+    def pin(self, t_ms: int | None) -> None:
+        self.pinned = t_ms
 
     def now_ms(self) -> int:
+        """Market time: what the venues match, fill and stamp at."""
+        if self.pinned is not None:
+            return self.pinned
+        return int(time.time() * 1000) + self.offset
+
+    def wall_ms(self) -> int:
+        """Protocol time (nonce windows, expiries): never pinned, as signers use real time."""
         return int(time.time() * 1000) + self.offset
 
 
@@ -569,7 +581,7 @@ class FakeExchange:
         sig = body.get("signature")
         if not isinstance(nonce, int) or not isinstance(sig, dict):
             return 422, {"error": "Failed to deserialize the JSON body: missing nonce or signature"}
-        now = self.clock.now_ms()
+        now = self.clock.wall_ms()
         vault = body.get("vaultAddress")
         expires = body.get("expiresAfter")
         try:
@@ -602,7 +614,7 @@ class FakeExchange:
         acct = self.accounts[str(vault).lower()] if vault and str(vault).lower() in self.accounts else self.accounts[master]
         acct.n_requests += batch
         async with self._lock:
-            return 200, self._apply(acct, action, now)
+            return 200, self._apply(acct, action, self.clock.now_ms())
 
     def _wire_to_request(self, w: dict[str, Any], now: int) -> tuple[OrderRequest | None, str]:
         sym = self.by_id.get(int(w.get("a", -1)))

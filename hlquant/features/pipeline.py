@@ -14,16 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from hlquant.core.events import (
-    BBO,
-    BookSnapshot,
-    Candle,
-    Event,
-    FundingRate,
-    MarketKind,
-    MarkPrice,
-    Trade,
-)
+from hlquant.core.events import Event, MarketKind
+from hlquant.core.market import dispatch_market
 from hlquant.features.kernels import Feature, FeatureSpec, parse_specs
 from hlquant.features.store import FeatureStore
 
@@ -91,33 +83,12 @@ def compute_columnar(
     return out
 
 
-def _event_inputs(ev: Event) -> tuple[str, dict[str, tuple]] | None:
-    """(stream, {input: args}) for one event."""
-    if isinstance(ev, Candle):
-        return "candle", {
-            "candle.close": (ev.close,), "candle.open": (ev.open,), "candle.high": (ev.high,),
-            "candle.low": (ev.low,), "candle.volume": (ev.volume,), "candle": (ev.close, ev.volume),
-        }
-    if isinstance(ev, Trade):
-        return "trade", {"trade.px": (ev.px,), "trade.sz": (ev.sz,), "trade": (ev.px, ev.sz)}
-    if isinstance(ev, BookSnapshot):
-        bs = np.array([s for _, s in ev.bids], float)
-        as_ = np.array([s for _, s in ev.asks], float)
-        return "l2", {"l2": (bs, as_)}
-    if isinstance(ev, BBO):
-        return "bbo", {
-            "bbo.mid": ((ev.bid_px + ev.ask_px) / 2.0,),
-            "bbo": (np.array([ev.bid_sz]), np.array([ev.ask_sz])),
-        }
-    if isinstance(ev, FundingRate):
-        return "funding", {"funding.rate": (ev.rate,), "funding.premium": (ev.premium,)}
-    if isinstance(ev, MarkPrice):
-        return "mark", {"mark.px": (ev.mark_px,)}
-    return None
-
-
 class FeatureProcessor:
-    """Incremental features per symbol, written to a FeatureStore on each event."""
+    """Incremental features per symbol, written to a FeatureStore on each event.
+
+    A :class:`~hlquant.core.market.MarketSink`: it receives market data as the
+    same scalar calls as the venue and the kernel's handler (``on_event`` takes
+    event objects through the one converter, ``dispatch_market``)."""
 
     def __init__(self, specs: Sequence[FeatureSpec | Mapping[str, Any]], store: FeatureStore,
                  symbols: Sequence[str]) -> None:
@@ -131,13 +102,8 @@ class FeatureProcessor:
         }
         self.updates = 0
 
-    def on_event(self, ev: Event) -> int:
-        got = _event_inputs(ev)
-        if got is None:
-            return 0
-        stream, inputs = got
+    def _update(self, stream: str, sym: str, ts: int, inputs: Mapping[str, tuple]) -> int:
         specs = self.by_stream.get(stream)
-        sym = getattr(ev, "symbol", "")
         if not specs:
             return 0
         items = []
@@ -146,6 +112,90 @@ class FeatureProcessor:
             if f is None:
                 f = self.features[(sym, spec.name)] = Feature(spec)
             items.append((spec.name, f.update(*inputs[spec.input])))
-        self.store.put_many(sym, items, ev.ts_exch)
+        self.store.put_many(sym, items, ts)
         self.updates += len(items)
         return len(items)
+
+    def on_event(self, ev: Event) -> int:
+        n0 = self.updates
+        dispatch_market(ev, self)
+        return self.updates - n0
+
+    def on_candle(self, symbol: str, ts: int, o: float, h: float, l: float, c: float, v: float) -> None:  # noqa: E741
+        if "candle" in self.by_stream:
+            self._update("candle", symbol, ts, {
+                "candle.close": (c,), "candle.open": (o,), "candle.high": (h,), "candle.low": (l,),
+                "candle.volume": (v,), "candle": (c, v)})
+
+    def on_trade(self, symbol: str, ts: int, side: int, px: float, sz: float) -> None:
+        if "trade" in self.by_stream:
+            self._update("trade", symbol, ts, {"trade.px": (px,), "trade.sz": (sz,), "trade": (px, sz)})
+
+    def on_book(self, symbol: str, ts: int, bid_px: np.ndarray, bid_sz: np.ndarray,
+                ask_px: np.ndarray, ask_sz: np.ndarray) -> None:
+        if "l2" in self.by_stream:
+            self._update("l2", symbol, ts, {"l2": (np.asarray(bid_sz, float), np.asarray(ask_sz, float))})
+
+    def on_bbo(self, symbol: str, ts: int, bid_px: float, bid_sz: float, ask_px: float,
+               ask_sz: float) -> None:
+        if "bbo" in self.by_stream:
+            self._update("bbo", symbol, ts, {"bbo.mid": ((bid_px + ask_px) / 2.0,),
+                                             "bbo": (np.array([bid_sz]), np.array([ask_sz]))})
+
+    def on_funding(self, symbol: str, ts: int, rate: float, oracle_px: float, premium: float = 0.0) -> None:
+        if "funding" in self.by_stream:
+            self._update("funding", symbol, ts, {"funding.rate": (rate,), "funding.premium": (premium,)})
+
+    def on_mark(self, symbol: str, ts: int, mark_px: float) -> None:
+        if "mark" in self.by_stream:
+            self._update("mark", symbol, ts, {"mark.px": (mark_px,)})
+
+    # --- persistence (a stream processor that restarts resumes its kernels' state) ---
+    def state_of(self, symbol: str) -> dict[str, bytes]:
+        """Every feature's kernel state of ``symbol``, as bytes."""
+        return {name: f.state.tobytes() for (sym, name), f in self.features.items() if sym == symbol}
+
+    def load_state(self, symbol: str, states: Mapping[str, bytes]) -> int:
+        """Restore kernel states written by ``state_of``; returns how many were restored."""
+        n = 0
+        for (sym, name), f in self.features.items():
+            raw = states.get(name)
+            if sym == symbol and raw is not None and len(raw) == f.state.nbytes:
+                f.state = np.frombuffer(raw, dtype=f.state.dtype).reshape(f.state.shape).copy()
+                n += 1
+        return n
+
+
+class ColumnarFeatures:
+    """The backtest's feature source: every feature precomputed over its whole
+    stream (``compute_columnar``), and a symbol's latest values written to the
+    store, with their source timestamps, just before its agents decide, so
+    staleness rules apply exactly as live.
+
+    The loop that walks the columns records, per stream kind and symbol, the
+    last row it delivered (``cursor(kind)[s] = row``)."""
+
+    def __init__(self, cols: Mapping[str, FeatureColumn], arrays: Mapping[MarketKind, np.ndarray],
+                 symbols: Sequence[str], store: FeatureStore) -> None:
+        self.store = store
+        self.symbols = list(symbols)
+        self._index = {s: i for i, s in enumerate(self.symbols)}
+        by_kind: dict[int, list[tuple[str, list]]] = {}
+        for fname, col in cols.items():
+            by_kind.setdefault(int(col.kind), []).append((fname, col.values.tolist()))
+        self._by_kind = by_kind
+        self._ts = {int(k): a["ts_exch"].tolist() for k, a in arrays.items() if len(a) and int(k) in by_kind}
+        self._cursor = {k: [-1] * len(self.symbols) for k in by_kind}
+
+    def cursor(self, kind: MarketKind) -> list[int] | None:
+        """The row pointers of one stream kind (None when no feature reads it)."""
+        return self._cursor.get(int(kind))
+
+    def before_decide(self, symbol: str) -> None:
+        s = self._index[symbol]
+        put = self.store.put_many
+        for k, flist in self._by_kind.items():
+            r = self._cursor[k][s]
+            if r >= 0:
+                put(symbol, [(fn, vals[r]) for fn, vals in flist], self._ts[k][r])
+

@@ -121,32 +121,20 @@ def check_parity(cfg: dict[str, Any], workdir: Path) -> Check:
 
 def live_engine_parity(cfg: dict[str, Any], days: float = 1.0) -> str:
     """'' when the event-at-a-time engine reproduces the backtest's fills, else the first difference."""
-    from hlquant.audit.log import AuditLog
     from hlquant.backtest.engine import Backtest
-    from hlquant.config.build import build_agents, load_market, make_dataclass
-    from hlquant.connectors.replay import ReplayConnector
-    from hlquant.core.clock import SimClock
-    from hlquant.live.engine import LiveEngine
-    from hlquant.venues.sim import SimVenue, SimVenueConfig
+    from hlquant.config.build import load_market
+    from hlquant.config.spec import KernelSpec
+    from hlquant.live.engine import replay_market
 
     market = load_market(cfg.get("data", {}))
     t0 = int(market.span()[0])
     market = market.select(start=t0, end=t0 + int(days * 86_400_000))
-    venue_cfg = make_dataclass(SimVenueConfig, cfg.get("venue", {}), "venue")
-    risk = make_dataclass(RiskConfig, cfg.get("risk", {}), "risk")
-    staleness = (cfg.get("features") or {}).get("staleness")
-    bt = Backtest(market, build_agents(cfg["strategy"]), venue=venue_cfg, risk=risk,
-                  staleness=staleness).run()
+    bt = Backtest(market, spec=KernelSpec.from_config(cfg, mode="sim")).run()
     f = bt.artifacts.fills
     ts = f["ts"].astype("datetime64[ms, UTC]").astype("int64").tolist()
     want = [(t, s, int(sd), round(p, 8), round(z, 8))
             for t, s, sd, p, z in zip(ts, f["symbol"], f["side"], f["px"], f["sz"], strict=True)]
-    clock = SimClock(t0)
-    venue = SimVenue({s: DEFAULT_ASSETS[s] for s in market.symbols}, venue_cfg, clock=clock)
-    live = LiveEngine(build_agents(cfg["strategy"]), venue, audit=AuditLog(None, "preflight"),
-                      risk=risk, clock=clock, staleness=staleness, initial_cash=venue_cfg.initial_cash)
-    live.run_events(ReplayConnector(market))
-    live.router.flush()
+    live = replay_market(KernelSpec.from_config(cfg, mode="paper"), market)
     got = [(x.ts_exch, x.symbol, int(x.side), round(x.px, 8), round(x.sz, 8)) for x in live.fills]
     if got == want:
         return ""

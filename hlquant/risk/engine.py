@@ -13,13 +13,13 @@ orders. Every decision is audited with its reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hlquant.agents.blackboard import Blackboard, HeartbeatStore
 from hlquant.audit.log import AuditLog
 from hlquant.core.clock import Clock
-from hlquant.core.events import HeartbeatLoss, Intent, RiskDecision
+from hlquant.core.events import HeartbeatLoss, Intent, KillSwitch, RiskCode, RiskDecision, Side, Tif
 from hlquant.core.ratelimit import TokenBucket
 from hlquant.portfolio.portfolio import Portfolio
 from hlquant.router.router import OrderRouter
@@ -98,6 +98,30 @@ def load_rules(paths: tuple[str, ...]) -> list[Callable[[RuleContext], str | Non
     return out
 
 
+def invalid_intent(it: Intent, assets: Mapping[str, object]) -> str:
+    """Why an intent is not an order at all ("" if it is): unknown symbol, side or tif,
+    size <= 0, a number that is not finite, a price <= 0. Intents reach the risk
+    engine from agents in other processes too, so this holds whatever Context did."""
+    if it.symbol not in assets:
+        return f"unknown symbol {it.symbol!r}"
+    if it.is_target:
+        return "" if isinstance(it.target, (int, float)) and math.isfinite(it.target) else \
+            f"target {it.target!r} is not a finite number"
+    if not isinstance(it.side, Side):
+        return f"unknown side {it.side!r}"
+    if not isinstance(it.tif, Tif):
+        return f"unknown tif {it.tif!r}"
+    for name in ("size", "px", "trigger_px"):
+        v = getattr(it, name)
+        if v is None and name != "size":
+            continue
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            return f"{name} {v!r} must be a finite number > 0"
+    if it.tpsl not in (None, "tp", "sl"):
+        return f"tpsl {it.tpsl!r} must be tp, sl or empty"
+    return ""
+
+
 class RiskEngine:
     def __init__(
         self,
@@ -151,7 +175,7 @@ class RiskEngine:
         if not self.killed:
             self.killed, self.kill_reason = True, reason
             now = self.clock.now_ms()
-            self.audit.record_dict({"kind": "KillSwitch", "ts_exch": now, "ts_recv": now, "reason": reason})
+            self.audit.record(KillSwitch(now, now, reason))
 
     def on_equity(self, equity: float) -> None:
         if equity > self.peak_equity:
@@ -162,18 +186,22 @@ class RiskEngine:
     def on_intent(self, intent: Intent) -> RiskDecision:
         """Entry point for a new intent (already posted on the Blackboard)."""
         self.agents.add(intent.agent)
+        bad = invalid_intent(intent, self.router.assets)
+        if bad:
+            return self._decide(intent, RiskCode.INVALID_INTENT, f"invalid intent: {bad}")
         if intent.agent in self.dead:
-            return self._decide(intent, False, "agent heartbeat expired")
+            return self._decide(intent, RiskCode.AGENT_DEAD, "agent heartbeat expired or quarantined")
         if intent.is_target:
             return self._net(intent.symbol, intent)
         return self._explicit(intent)
 
     # --- decisions ---------------------------------------------------------
-    def _decide(self, intent: Intent, ok: bool, reason: str, size: float = 0.0) -> RiskDecision:
+    def _decide(self, intent: Intent, code: RiskCode, reason: str, size: float = 0.0,
+                limit: str = "") -> RiskDecision:
         now = self.clock.now_ms()
-        d = RiskDecision(now, now, intent.intent_id, intent.agent, intent.symbol, ok, reason, size)
-        key = reason.split(":")[0].split(" to ")[0]  # counts by kind of reason, not by value
-        self.counts[key] = self.counts.get(key, 0) + 1
+        d = RiskDecision(now, now, intent.intent_id, intent.agent, intent.symbol, code is RiskCode.APPROVED,
+                         reason, size, code, limit)
+        self.counts[code.name] = self.counts.get(code.name, 0) + 1
         self.audit.record(d)
         return d
 
@@ -199,7 +227,7 @@ class RiskEngine:
         else:
             current_after = current + delta
         if intent.reduce_only and abs(current_after) > abs(current) + 1e-12 and intent.trigger_px is None:
-            return self._decide(intent, False, "reduce-only order would increase position")
+            return self._decide(intent, RiskCode.REDUCE_ONLY_INCREASES, "reduce-only order would increase position")
         return self._check_and_send(intent, intent.symbol, current, delta, "order", explicit=True)
 
     def _check_and_send(
@@ -213,16 +241,18 @@ class RiskEngine:
     ) -> RiskDecision:
         cfg = self.config
         if self.killed:
-            return self._decide(intent, False, f"kill switch: {self.kill_reason}")
+            return self._decide(intent, RiskCode.KILL_SWITCH, f"kill switch: {self.kill_reason}")
         px = self._fresh_price(symbol)
         if px is None:
             self.dirty.add(symbol)
-            return self._decide(intent, False, "stale price: no price within max_price_age_ms")
+            return self._decide(intent, RiskCode.STALE_PRICE, "stale price: no price within max_price_age_ms")
         if abs(delta) * px < max(cfg.min_order_notional, 1e-12):
-            return self._decide(intent, False, f"no-op: {reason}, change below min order notional")
+            return self._decide(intent, RiskCode.BELOW_MIN_NOTIONAL,
+                                f"no-op: {reason}, change below min order notional")
         new = current + delta
         reducing = abs(new) <= abs(current) + 1e-12 and (new == 0 or (new > 0) == (current > 0))
         notes = [reason]
+        binding = ""
         if not reducing:
             # largest |new| allowed by each limit, in coins
             others = sum(
@@ -237,25 +267,29 @@ class RiskEngine:
             lim_name, lim = min(caps.items(), key=lambda kv: kv[1])
             if abs(new) > lim + 1e-12:
                 if not cfg.clip:
-                    return self._decide(intent, False, f"limit {lim_name}: |{new:.6g}| > {lim:.6g}")
+                    return self._decide(intent, RiskCode.LIMIT, f"limit {lim_name}: |{new:.6g}| > {lim:.6g}",
+                                        limit=lim_name)
                 new = math.copysign(lim, new)
                 delta = new - current
                 notes.append(f"clipped by {lim_name}")
+                binding = lim_name
                 if abs(delta) * px < cfg.min_order_notional:
-                    return self._decide(intent, False, f"limit {lim_name}: no room")
+                    return self._decide(intent, RiskCode.NO_ROOM, f"limit {lim_name}: no room", limit=lim_name)
         if abs(delta) * px > cfg.max_order_notional:
             delta = math.copysign(cfg.max_order_notional / px, delta)
             notes.append("clipped by max_order_notional")
+            binding = binding or "max_order_notional"
             if not explicit:
                 self.dirty.add(symbol)  # finish the move on a later price
         for rule in self.rules:
             why = rule(RuleContext(intent, symbol, current, delta, px, self.clock.now_ms(),
                                    self.portfolio.equity(), self))
             if why:
-                return self._decide(intent, False, f"rule {getattr(rule, '__name__', 'rule')}: {why}")
+                name = getattr(rule, "__name__", "rule")
+                return self._decide(intent, RiskCode.RULE, f"rule {name}: {why}", limit=name)
         if not self.bucket.take(1, self.clock.now_ms()):
             self.dirty.add(symbol)
-            return self._decide(intent, False, "order rate limit")
+            return self._decide(intent, RiskCode.RATE_LIMIT, "order rate limit")
         reduce_only = abs(current + delta) <= abs(current) + 1e-12 and (current + delta) * current >= 0
         if explicit:
             req = self.router.order_for(
@@ -268,31 +302,32 @@ class RiskEngine:
             # pending orders, which the exchange does not see yet; the limits above still bind
             req = self.router.order_for(intent.intent_id, intent.agent, symbol, delta, px, False)
         if req is None:
-            return self._decide(intent, False, "no-op: size rounds to zero lot")
-        d = self._decide(intent, True, "; ".join(notes), float(req.size * int(req.side)))
+            return self._decide(intent, RiskCode.ROUNDS_TO_ZERO, "no-op: size rounds to zero lot")
+        d = self._decide(intent, RiskCode.APPROVED, "; ".join(notes), float(req.size * int(req.side)),
+                         binding)
         self.router.send(req, mergeable=not explicit)
         return d
 
     # --- heartbeats ----------------------------------------------------------
     def check_heartbeats(self, now: int) -> list[HeartbeatLoss]:
         """Cancel intents and open orders of agents whose heartbeat expired."""
-        lost = []
-        for agent in sorted(self.agents - self.dead):
-            if self.hb.alive(agent, now):
-                continue
-            self.dead.add(agent)
-            removed = self.bb.remove_agent(agent)
-            orders = self.router.cancel_agent(agent, "heartbeat lost")
-            ev = HeartbeatLoss(
-                now, now, agent, self.hb.last_seen(agent) or 0,
-                [it.intent_id for it in removed], orders,
-            )
-            self.audit.record(ev)
-            lost.append(ev)
-            for it in removed:
-                if it.is_target:
-                    self.dirty.add(it.symbol)
-        return lost
+        return [self.retire(agent, now) for agent in sorted(self.agents - self.dead)
+                if not self.hb.alive(agent, now)]
+
+    def retire(self, agent: str, now: int | None = None, reason: str = "heartbeat lost") -> HeartbeatLoss:
+        """Take an agent out of trading (lost heartbeat, quarantine): its intents leave
+        the Blackboard, its open orders are cancelled, its symbols are re-netted."""
+        now = self.clock.now_ms() if now is None else now
+        self.dead.add(agent)
+        removed = self.bb.remove_agent(agent)
+        orders = self.router.cancel_agent(agent, reason)
+        ev = HeartbeatLoss(now, now, agent, self.hb.last_seen(agent) or 0,
+                           [it.intent_id for it in removed], orders)
+        self.audit.record(ev)
+        for it in removed:
+            if it.is_target:
+                self.dirty.add(it.symbol)
+        return ev
 
     def revive(self, agent: str) -> None:
         """An agent that beats again after being declared dead (restarted) may trade again."""

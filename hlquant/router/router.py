@@ -21,14 +21,18 @@ from hlquant.core.errors import RateLimitError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
+    DuplicateOrder,
     ErrorCode,
     Event,
     Fill,
     FundingPayment,
+    ModifyRequest,
     OrderAck,
     OrderRequest,
     OrderStatus,
+    OrderView,
     Side,
+    Superseded,
     Tif,
 )
 from hlquant.core.ids import cloid_for
@@ -106,7 +110,10 @@ class OrderRouter:
         clock: Clock,
         audit: AuditLog,
         config: RouterConfig | None = None,
+        dead_mans_switch_ms: int = 0,
     ) -> None:
+        """``dead_mans_switch_ms`` (0: off): keep the venue's scheduleCancel armed that far
+        ahead (``keep_switch_armed``), so the exchange cancels everything if we go silent."""
         self.venue = venue
         self.idem = idempotency
         self.clock = clock
@@ -122,6 +129,9 @@ class OrderRouter:
         self._cancels: list[CancelRequest] = []
         self.stats = RouterStats()
         self.sinks: list[Callable[[Event], None]] = []  # portfolio, risk, ...
+        self.unknown: set[str] = set()  # cloids whose outcome the venue could not yet tell
+        self.dead_mans_switch_ms = int(dead_mans_switch_ms)
+        self._dms_until = 0
         venue.add_listener(self.on_venue_event)
 
     # --- building orders ---------------------------------------------------
@@ -170,11 +180,8 @@ class OrderRouter:
         now = self.clock.now_ms()
         if not self.idem.claim(req.cloid, self.config.name, self.config.claim_ttl_ms, now):
             self.stats.duplicates += 1
-            self.audit.record_dict(
-                {"kind": "DuplicateOrder", "ts_exch": now, "ts_recv": now, "cloid": req.cloid,
-                 "intent_id": req.intent_id, "agent": req.agent, "symbol": req.symbol,
-                 "owner": self.idem.owner(req.cloid, now) or ""}
-            )
+            self.audit.record(DuplicateOrder(now, now, req.cloid, req.intent_id, req.agent, req.symbol,
+                                             self.idem.owner(req.cloid, now) or ""))
             return False
         if mergeable and self.config.merge_superseded:
             req = self._supersede(req, now)
@@ -201,9 +208,8 @@ class OrderRouter:
             self.open.pop(q.cloid, None)
             self.idem.mark(q.cloid, "SUPERSEDED")
         self.stats.superseded += len(old)
-        self.audit.record_dict({"kind": "Superseded", "ts_exch": now, "ts_recv": now, "cloid": req.cloid,
-                                "intent_id": req.intent_id, "agent": req.agent, "symbol": req.symbol,
-                                "dropped": [q.cloid for q in old]})
+        self.audit.record(Superseded(now, now, req.cloid, req.intent_id, req.agent, req.symbol,
+                                     [q.cloid for q in old]))
         spec = self.assets[req.symbol]
         sz = spec.round_size(abs(signed))
         if sz <= 0:
@@ -225,9 +231,8 @@ class OrderRouter:
                            o.req.symbol, o.req.side, spec.round_size(size) if size else o.remaining,
                            spec.round_price(px) if px else o.req.px, o.req.tif, o.req.reduce_only,
                            o.req.trigger_px, o.req.tpsl)
-        self.audit.record_dict({"kind": "ModifyRequest", "ts_exch": new.ts_exch, "ts_recv": new.ts_recv,
-                                "cloid": cloid, "agent": new.agent, "symbol": new.symbol, "px": new.px,
-                                "size": new.size, "old_oid": o.oid})
+        self.audit.record(ModifyRequest(new.ts_exch, new.ts_recv, cloid, new.agent, new.symbol, new.px,
+                                        new.size, o.oid))
         ack = self.venue.modify(cloid, new)
         self.stats.modified += 1
         if ack.status != OrderStatus.REJECTED and cloid in self.open:
@@ -259,6 +264,54 @@ class OrderRouter:
     @property
     def has_work(self) -> bool:
         return bool(self._queue or self._cancels)
+
+    @property
+    def queued(self) -> int:
+        """Approved orders waiting for rate budget (not sent yet)."""
+        return len(self._queue)
+
+    def drop_queued(self, reason: str) -> list[str]:
+        """Forget queued orders that were never sent (a stop): each is reported CANCELED
+        with ``reason`` and its cloid marked, so nothing sends it later."""
+        now = self.clock.now_ms()
+        dropped = []
+        for req in self._queue:
+            self._mergeable.discard(req.cloid)
+            self.idem.mark(req.cloid, "DROPPED")
+            self._on_order_ack(OrderAck(now, now, req.cloid, req.symbol, OrderStatus.CANCELED,
+                                        error=f"not sent: {reason}"))
+            dropped.append(req.cloid)
+        self._queue = []
+        return dropped
+
+    def keep_switch_armed(self, now: int) -> None:
+        """Re-arm the venue's dead man's switch once half its window has passed."""
+        ms = self.dead_mans_switch_ms
+        if ms and now + ms // 2 >= self._dms_until:
+            self._dms_until = now + ms
+            self.venue.schedule_cancel(self._dms_until)
+
+    def disarm_switch(self) -> None:
+        if self.dead_mans_switch_ms and self._dms_until:
+            self.venue.schedule_cancel(None)
+            self._dms_until = 0
+
+    def resolve_unknown(self) -> int:
+        """Ask the venue again about orders whose reply was ambiguous; returns how many
+        are settled. Until then they count as pending, so nothing re-sends their size."""
+        done = 0
+        for cloid in list(self.unknown):
+            ack = self.venue.order_status(cloid)
+            if ack is not None and ack.status != OrderStatus.UNKNOWN:
+                self.unknown.discard(cloid)
+                self._on_order_ack(ack)
+                done += 1
+        return done
+
+    def open_orders_view(self) -> list[OrderView]:
+        """Open orders as agents see them (``ctx.open_orders()``)."""
+        return [OrderView(c, o.req.symbol, o.req.agent, o.req.side, o.remaining, o.req.px, o.req.tif,
+                          o.req.reduce_only, o.req.trigger_px) for c, o in self.open.items()]
 
     # --- sending -------------------------------------------------------------
     def flush(self) -> None:
@@ -308,9 +361,13 @@ class OrderRouter:
             o.oid = ack.oid
             self._oid_to_cloid[ack.oid] = ack.cloid
         o.status = ack.status
+        if ack.status == OrderStatus.UNKNOWN:
+            self.unknown.add(ack.cloid)  # kept open (pending) until resolve_unknown settles it
+        else:
+            self.unknown.discard(ack.cloid)
         if ack.status == OrderStatus.REJECTED:
             self.stats.rejected += 1
-            self.stats.by_error[ack.error] = self.stats.by_error.get(ack.error, 0) + 1
+            self.stats.by_error[ack.code.name] = self.stats.by_error.get(ack.code.name, 0) + 1
         if ack.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.MARGIN_CANCELED):
             self.open.pop(ack.cloid, None)
         elif ack.status == OrderStatus.FILLED:

@@ -1,6 +1,7 @@
 import pytest
 
 from hlquant.agents import Agent, AgentConfig, InMemoryBlackboard, InMemoryHeartbeats
+from hlquant.agents.account import LocalAccount
 from hlquant.agents.runner import AgentRunner
 from hlquant.audit.log import AuditLog
 from hlquant.features.store import InMemoryFeatureStore
@@ -9,6 +10,8 @@ from hlquant.portfolio.portfolio import Portfolio
 
 class Flip(Agent):
     """Targets +1/-1 from a feature's sign; reads a feature that may be stale."""
+
+    features = [{"name": "sig", "kind": "ema", "input": "candle.close", "params": {"span": 1}}]
 
     def decide(self, ctx):
         return ctx.target(1.0 if ctx.feature("sig") > 0 else -1.0)
@@ -19,7 +22,7 @@ def make(agent_cfg, store=None):
     got = []
     bb, hb = InMemoryBlackboard(), InMemoryHeartbeats()
     agent = Flip(agent_cfg)
-    runner = AgentRunner([agent], bb, hb, store, Portfolio(), lambda s: 100.0, got.append, AuditLog(None, "t"))
+    runner = AgentRunner([agent], bb, hb, store, LocalAccount(Portfolio()), lambda s: 100.0, got.append, AuditLog(None, "t"))
     return runner, store, got, bb, hb
 
 

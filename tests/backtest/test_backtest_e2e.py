@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from hlquant.audit.log import payloads
-from hlquant.backtest.report import RunArtifacts, build_report
 from hlquant.backtest.run import replay, run_backtest
 from hlquant.config.compose import load_config
 from hlquant.core.errors import ConfigError
 from hlquant.data.loaders import load_sample, write_files
+from hlquant.report.metrics import RunArtifacts, build_report
 
 
 def compose(*overrides: str):

@@ -131,8 +131,8 @@ def test_lost_fills_are_recovered_and_positions_reconciled(fx):
     info = InfoClient(fx.url)
     venue = HyperliquidVenue(info, ExchangeClient(Signer(fx.agent_key, fx.master), info.assets(), fx.url),
                              ["BTC", "ETH"])
-    engine = LiveEngine([], venue, audit=AuditLog(None, "lost"), initial_cash=100_000.0,
-                        risk=RiskConfig(max_orders_per_s=1e6, order_burst=10**6, max_price_age_ms=60_000))
+    engine = LiveEngine.for_agents([], venue, mode="live",
+                                   risk=RiskConfig(max_orders_per_s=1e6, order_burst=10**6, max_price_age_ms=60_000))
     risk, bb, pf = engine.risk, engine.blackboard, engine.portfolio
     t = now_ms()
     for i, target in enumerate((0.05, 0.12, -0.03)):

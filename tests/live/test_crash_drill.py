@@ -1,11 +1,13 @@
 """End-to-end crash drill: real Redis, the fake exchange, separate processes, kill -9.
 
-Two agents, the risk engine and two router replicas trade three symbols for
-thousands of intents while the fake exchange replays the sample. Mid-run one
-router replica and one agent are killed with SIGKILL and restarted. Then:
-zero duplicate orders at the exchange, every intent decided, every approved
-order either reached the exchange, was rejected or cancelled, the dead
-agent's open orders cancelled, the risk audit gapless, positions reconciled.
+The whole multi-process topology runs (one ingest connection, a stream
+processor, two agents, the risk process, two router replicas) while the fake
+exchange replays the sample. Mid-run one router replica and one agent are
+killed with SIGKILL and restarted. Every wait is for a condition on the shared
+state, with a deadline (``hlquant.live.drill``). Then: zero duplicate orders at
+the exchange, every intent decided, every approved order at the exchange or
+rejected, the dead agent's open orders cancelled, the risk audit gapless,
+positions equal to the exchange's.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ import pytest
 import redis
 
 from hlquant.audit.log import payloads, read_audit
+from hlquant.bus.redis_state import unpack
 from hlquant.connectors.replay import ReplayConnector
 from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
+from hlquant.live.drill import Drill, wait_for
 from tests.conftest import require_server
 
 ROOT = Path(__file__).resolve().parents[2]
+SYMBOLS = ["BTC", "ETH", "SOL"]
+REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
 @pytest.fixture()
@@ -39,16 +45,18 @@ def redis_ok():
         require_server(False, "Redis on 127.0.0.1:6379")
 
 
-def spawn(args: list[str], out: Path, env: dict[str, str], tag: str) -> subprocess.Popen:
-    log = open(out / f"{tag}.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "hlquant.cli", "component", *args], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+def intents_in_streams(r: redis.Redis, ns: str) -> set[str]:
+    out = set()
+    for sym in SYMBOLS:
+        for _id, fields in r.xrange(f"{ns}:Intent:{{{sym}}}"):
+            out.add(unpack(fields[b"d"]).intent_id)
+    return out
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 def test_kill_dash_nine_router_and_agent(tmp_path, redis_ok):
     ns = f"drill{uuid.uuid4().hex[:8]}"
-    r = redis.Redis(host="127.0.0.1", port=6379, db=14)
     md = load_sample()
     t0 = int(md.span()[0])
     md = md.select(start=t0, end=t0 + 24 * 3_600_000)
@@ -56,77 +64,63 @@ def test_kill_dash_nine_router_and_agent(tmp_path, redis_ok):
         fx.server.faults.weight_per_min = 10**9  # this drill is about crashes, not rate limits
         env = {**os.environ, "HLQUANT_PRIVATE_KEY": fx.agent_key, "PYTHONPATH": str(ROOT)}
         common = ["strategy=drill", f"live.url={fx.url}", f"live.account_address={fx.master}",
-                  f"live.namespace={ns}", "live.redis_url=redis://127.0.0.1:6379/14",
+                  f"live.namespace={ns}", f"live.redis_url={REDIS_URL}",
                   "live.claim_ttl_ms=3000", "live.dead_mans_switch_ms=0",
                   "risk.max_orders_per_s=20", "risk.order_burst=40", "router.exec_style=passive",
                   "router.orders_per_s=200", "router.burst=400"]
-
-        def comp(kind: str, name: str | None = None) -> subprocess.Popen:
-            tag = f"{kind}-{name}" if name else kind
-            args = [kind, name] if name else [kind]
-            return spawn([*args, *common, f"hydra.run.dir={tmp_path / tag}"], tmp_path, env, tag)
-
-        procs = {"risk": comp("risk"), "r1": comp("router", "r1"), "r2": comp("router", "r2"),
-                 "a1": comp("agent", "a1"), "a2": comp("agent", "a2")}
-        time.sleep(4.0)  # processes import, connect and subscribe
-        replay = fx.replay(iter(ReplayConnector(md)), speed=1800)
+        drill = Drill(common, tmp_path, ns, REDIS_URL, ["a1", "a2"], SYMBOLS, env=env, cwd=ROOT)
+        r = drill.r
+        replay = None
         try:
-            time.sleep(7.0)
-            procs["r1"].send_signal(signal.SIGKILL)
-            procs["a1"].send_signal(signal.SIGKILL)
+            drill.start_all()
+            wait_for(drill.ready, 90, "every role subscribed", state=lambda: (drill.dead(), drill.logs(800)))
+            wait_for(lambda: fx.server.counters["ws_connections"] >= 2, 30, "ingest and risk connected")
+            replay = fx.replay(iter(ReplayConnector(md)), speed=1800)
+            wait_for(lambda: len(fx.server.orders_received) > 100, 90, "orders flowing",
+                     state=lambda: drill.backlog())
+            drill.kill("router-r1")
+            drill.kill("agent-a1")
             killed_at = int(time.time() * 1000)
-            procs["r1"].wait(5)
-            procs["a1"].wait(5)
-            time.sleep(4.0)  # a1's heartbeat (ttl 2 s) lapses; r2 takes over r1's pending orders
-            procs["r1"] = comp("router", "r1")
-            procs["a1"] = comp("agent", "a1")
-            replay.result(timeout=120)
-            time.sleep(3.0)  # let the last intents drain
+            # the risk process notices a1's heartbeat loss (ttl 2 s) and removes its intents
+            wait_for(lambda: not any(r.hexists(f"{ns}:intent:{{{s}}}", "a1") for s in SYMBOLS), 30,
+                     "a1's heartbeat loss acted on")
+            drill.start("router-r1")
+            drill.start("agent-a1")
+            replay.result(timeout=180)
+            wait_for(drill.idle, 120, "every stream drained and acknowledged", state=drill.backlog)
         finally:
-            for name in ("a1", "a2", "risk", "r1", "r2"):  # risk cancels on shutdown; routers last
-                p = procs[name]
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(20)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                if name == "risk":
-                    time.sleep(1.5)  # routers execute the shutdown cancels
+            if replay is not None:
+                replay.cancel()
+            drill.stop_all()
+        logs = drill.logs()
         orders = list(fx.server.orders_received)
         acct = fx.server.accounts[fx.master.lower()]
         exchange_pos = {s: p.size for s, p in acct.venue._pos.items() if abs(p.size) > 1e-12}
         open_at_exchange = acct.venue.open_order_objects()
+        streamed = intents_in_streams(r, ns)
+        drill.cleanup()
 
-    logs = {p.name: p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log")}
-    assert all(p.returncode is not None for p in procs.values())
+    assert not [t for t, rc in drill.dead().items() if rc not in (0, -signal.SIGTERM)], logs
 
     # 1. zero duplicate orders at the exchange
     cloids = [o["cloid"] for o in orders]
     assert len(cloids) > 100, logs
     assert len(cloids) == len(set(cloids)), "an order reached the exchange twice"
 
-    # 2. every intent in the streams was decided by the risk engine
+    # 2. every intent in the streams was decided by the risk engine, and its audit is gapless
     risk_audit = read_audit(tmp_path / "risk" / "audit" / "risk")
     seq = risk_audit["seq"].to_numpy()
     assert seq[0] in (0, 1) and (seq[1:] - seq[:-1] == 1).all(), "risk audit has a gap"
-    intents_in_streams = set()
-    for sym in ("BTC", "ETH", "SOL"):
-        for _id, fields in r.xrange(f"{ns}:Intent:{{{sym}}}"):
-            from hlquant.bus.redis_state import unpack
+    decided = {d["intent_id"] for d in payloads(risk_audit[risk_audit["kind"] == "RiskDecision"])}
+    assert len(streamed) > 1000, "the drill should produce thousands of intents"
+    assert streamed <= decided, f"{len(streamed - decided)} intents never decided"
 
-            intents_in_streams.add(unpack(fields[b"d"]).intent_id)
-    decisions = payloads(risk_audit[risk_audit["kind"] == "RiskDecision"])
-    decided = {d["intent_id"] for d in decisions}
-    assert len(intents_in_streams) > 1000, "the drill should produce thousands of intents"
-    assert intents_in_streams <= decided, f"{len(intents_in_streams - decided)} intents never decided"
-
-    # 3. every order the risk engine sent reached the exchange, was rejected, or was cancelled
+    # 3. every order the risk engine approved reached the exchange, was rejected, or was
+    #    cancelled before it was sent (shutdown, or its agent died first) -- never lost
     sent = {p["cloid"] for p in payloads(risk_audit[risk_audit["kind"] == "OrderRequest"])}
-    at_exchange = set(cloids)
     acks = payloads(risk_audit[risk_audit["kind"] == "OrderAck"])
-    rejected = {a["cloid"] for a in acks if a["status"] == "REJECTED"}
-    unresolved = sent - at_exchange - rejected
+    settled = {a["cloid"] for a in acks if a["status"] in ("REJECTED", "CANCELED")}
+    unresolved = sent - set(cloids) - settled
     assert not unresolved, f"{len(unresolved)} approved orders never resolved"
 
     # 4. the killed agent was declared dead and its open orders cancelled
@@ -139,24 +133,21 @@ def test_kill_dash_nine_router_and_agent(tmp_path, redis_ok):
     assert not [o for o in open_at_exchange if o.req.cloid in cancelled_for_a1]
 
     # 5. the router replica that survived took over what the dead one left
-    r2_counters = logs.get("router-r2.log", "")
-    assert "router r2:" in r2_counters
+    assert "router r2:" in logs.get("router-r2", "")
 
     # 6. positions reconcile between the risk process's book and the exchange
-    status = risk_audit[risk_audit["kind"] == "Fill"]
-    fills = payloads(status)
     book: dict[str, float] = {}
-    for f in fills:
+    for f in payloads(risk_audit[risk_audit["kind"] == "Fill"]):
         book[f["symbol"]] = book.get(f["symbol"], 0.0) + (f["sz"] if f["side"] == "BUY" else -f["sz"])
     book = {s: v for s, v in book.items() if abs(v) > 1e-9}
     assert book == pytest.approx(exchange_pos, abs=1e-6), json.dumps({"book": book, "ex": exchange_pos})
-    for k in r.scan_iter(f"{ns}:*"):
-        r.delete(k)
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 def test_hlquant_live_topology_processes_end_to_end(tmp_path, redis_ok):
-    """`hlquant live live.topology=processes`: pre-flight, then supervised component processes."""
+    """`hlquant live live.topology=processes`: pre-flight, then every role as a supervised process,
+    with one market-data connection however many agents run."""
     ns = f"topo{uuid.uuid4().hex[:8]}"
     md = load_sample()
     t0 = int(md.span()[0])
@@ -169,15 +160,14 @@ def test_hlquant_live_topology_processes_end_to_end(tmp_path, redis_ok):
         p = subprocess.Popen(
             [sys.executable, "-m", "hlquant.cli", "live", "strategy=drill", "data.end=2026-01-06",
              f"live.url={fx.url}", f"live.account_address={fx.master}", f"live.namespace={ns}",
-             "live.redis_url=redis://127.0.0.1:6379/14", "live.topology=processes", "live.duration_s=20",
+             f"live.redis_url={REDIS_URL}", "live.topology=processes", "live.duration_s=40",
              "live.dead_mans_switch_ms=0", f"hydra.run.dir={out}"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        probe = Drill([], tmp_path / "probe", ns, REDIS_URL, ["a1", "a2"], SYMBOLS)
         try:
-            deadline = time.time() + 60
-            while time.time() < deadline and not (out / "health.json").exists():
-                time.sleep(0.2)
-            time.sleep(4.0)  # children import and subscribe
+            wait_for(probe.ready, 120, "every role subscribed", state=lambda: p.poll())
             fut = fx.replay(iter(ReplayConnector(md)), speed=1800)
+            wait_for(lambda: len(fx.server.orders_received) > 0, 60, "orders reach the exchange")
             stdout, _ = p.communicate(timeout=120)
         finally:
             if p.poll() is None:
@@ -185,13 +175,14 @@ def test_hlquant_live_topology_processes_end_to_end(tmp_path, redis_ok):
             if fut is not None:
                 fut.cancel()
         n_orders = len(fx.server.orders_received)
+        ws_connections = fx.server.counters["ws_connections"]
+        probe.cleanup()
     assert p.returncode == 0, stdout[-3000:]
     assert "[PASS] risk config" in stdout and "[PASS] parity" in stdout and "[PASS] credentials" in stdout
     health = json.loads((out / "health.json").read_text())["children"]
-    assert set(health) == {"router-r1", "router-r2", "risk", "agent-a1", "agent-a2"}
+    assert set(health) == {"router-r1", "router-r2", "risk", "ingest", "features-f1", "agent-a1", "agent-a2"}
     assert all(c["state"] == "stopped" and c["restarts"] == 0 for c in health.values()), health
     assert n_orders > 0
+    # one market-data connection (ingest) plus the risk process's user channel; agents open none
+    assert ws_connections == 2
     assert fx.agent_key[2:] not in stdout
-    r = redis.Redis(host="127.0.0.1", port=6379, db=14)
-    for k in r.scan_iter(f"{ns}:*"):
-        r.delete(k)

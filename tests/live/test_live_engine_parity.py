@@ -5,15 +5,12 @@ from __future__ import annotations
 import pytest
 
 from hlquant.agents import AgentConfig
-from hlquant.audit.log import AuditLog
 from hlquant.backtest.engine import Backtest
-from hlquant.connectors.replay import ReplayConnector
-from hlquant.core.assets import DEFAULT_ASSETS
-from hlquant.core.clock import SimClock
+from hlquant.config.spec import KernelSpec
 from hlquant.data.loaders import load_sample
-from hlquant.live.engine import LiveEngine
+from hlquant.live.engine import replay_market
 from hlquant.risk.engine import RiskConfig
-from hlquant.venues.sim import SimVenue, SimVenueConfig
+from hlquant.venues.sim import SimVenueConfig
 from strategies.ma_cross import MACross
 from strategies.momentum_meanrev import MeanReversion, Momentum
 
@@ -51,14 +48,9 @@ def test_live_engine_reproduces_backtest(market, make_agents):
     expected = [(int(t), r.symbol, int(r.side), round(r.px, 8), round(r.sz, 8), r.agent)
                 for t, r in zip(ts_ms, bt_fills.itertuples(), strict=True)]
 
-    t0 = int(market.span()[0])
-    clock = SimClock(t0)
-    venue = SimVenue({s: DEFAULT_ASSETS[s] for s in market.symbols}, venue_cfg, clock=clock)
-    live = LiveEngine(make_agents(), venue, audit=AuditLog(None, "paper"), risk=risk, clock=clock,
-                      staleness=staleness, initial_cash=venue_cfg.initial_cash)
-    n = live.run_events(ReplayConnector(market))
-    live.router.flush()
-    assert n == len(market)
+    spec = KernelSpec(agents=make_agents(), mode="paper", venue=venue_cfg, risk=risk, staleness=staleness)
+    live = replay_market(spec, market)
+    assert live.events == len(market)
     got = fills_of(live.fills)
     assert len(expected) > 10
     assert got == expected

@@ -13,7 +13,8 @@ from hlquant.config.compose import load_config
 from hlquant.core.events import OrderRequest, Side, Tif
 from hlquant.core.ids import cloid_for
 from hlquant.fakeexchange.testing import running_fake_exchange
-from hlquant.live.components import RouterReplica
+from hlquant.live.drill import wait_for
+from hlquant.live.roles.router import RouterReplica
 from tests.conftest import require_server
 from tests.hyperliquid.conftest import seed_books
 
@@ -45,7 +46,8 @@ def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_p
                            "live.claim_ttl_ms=300", "live.dead_mans_switch_ms=0"])
         a = RouterReplica(cfg, "A", tmp_path / "a")
         b = RouterReplica(cfg, "B", tmp_path / "b")
-        prod = RedisStreamBus(redis.Redis(host="127.0.0.1", port=6379, db=13), ns)
+        client13 = redis.Redis(host="127.0.0.1", port=6379, db=13)
+        prod = RedisStreamBus(client13, ns)
         now = int(time.time() * 1000)
         reqs = [OrderRequest(now, now, cloid_for(f"i{i}"), f"i{i}", "a1", "BTC", Side.BUY, 0.001,
                              90_000.0 + i, Tif.GTC) for i in range(60)]
@@ -68,7 +70,8 @@ def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_p
 
         b.bus.poll(block_ms=10, count=100)  # B handles the 30 never given to A
         assert b.counters["sent"] == 30
-        time.sleep(0.4)  # A's claims expire
+        wait_for(lambda: not any(client13.exists(f"{ns}:idem:{{{q.cloid}}}") and a.idem.owner(q.cloid, 0) == "A"
+                                 for q in reqs[19:30]), 5, "A's claims expire")
         b.bus.claim_stale(min_idle_ms=0)  # B takes over what A left
         assert b.bus.pending() == 0 and a.bus.pending() == 0
 
@@ -80,7 +83,8 @@ def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_p
 
 def test_modify_and_leverage_travel_through_the_replicas(ns, monkeypatch, tmp_path):
     from hlquant.core.assets import DEFAULT_ASSETS
-    from hlquant.live.components import BusVenue
+    from hlquant.core.clock import WallClock
+    from hlquant.venues.bus import BusVenue
 
     with running_fake_exchange() as fx:
         seed_books(fx.server)
@@ -90,7 +94,7 @@ def test_modify_and_leverage_travel_through_the_replicas(ns, monkeypatch, tmp_pa
                            "live.dead_mans_switch_ms=0"])
         rep = RouterReplica(cfg, "A", tmp_path / "a")
         client = redis.Redis(host="127.0.0.1", port=6379, db=13)
-        bv = BusVenue(RedisStreamBus(client, ns), {"BTC": DEFAULT_ASSETS["BTC"]})
+        bv = BusVenue(RedisStreamBus(client, ns), {"BTC": DEFAULT_ASSETS["BTC"]}, WallClock())
         exec_acks: list = []
         exec_bus = RedisStreamBus(client, ns, group="t", consumer="t")
         exec_bus.subscribe("Exec:{BTC}", lambda _t, ev: exec_acks.append(ev))
@@ -111,3 +115,39 @@ def test_modify_and_leverage_travel_through_the_replicas(ns, monkeypatch, tmp_pa
             bv.on_exec("Exec:{BTC}", a)
         assert bv.order_status(cl).oid == exec_acks[1].oid
         assert [a.cloid for a in bv.open_orders()] == [cl]
+
+
+def test_outcome_recorded_by_a_dead_replica_is_reported_by_the_next(ns, monkeypatch, tmp_path):
+    """A replica sends an order the exchange rejects, records the outcome and dies before
+    publishing it: the replica that takes the entry over reports the recorded outcome, so
+    the risk process learns the order's fate (found by the crash drill)."""
+    with running_fake_exchange() as fx:
+        seed_books(fx.server)
+        monkeypatch.setenv("HLQUANT_PRIVATE_KEY", fx.agent_key)
+        cfg = load_config(["strategy=drill", f"live.url={fx.url}", f"live.account_address={fx.master}",
+                           f"live.namespace={ns}", "live.redis_url=redis://127.0.0.1:6379/13",
+                           "live.claim_ttl_ms=300", "live.dead_mans_switch_ms=0"])
+        a = RouterReplica(cfg, "A", tmp_path / "a")
+        b = RouterReplica(cfg, "B", tmp_path / "b")
+        client = redis.Redis(host="127.0.0.1", port=6379, db=13)
+        got: list = []
+        watcher = RedisStreamBus(client, ns, group="watch", consumer="w")
+        watcher.subscribe("Exec:{BTC}", lambda _t, ev: got.append(ev))
+        now = int(time.time() * 1000)
+        tiny = OrderRequest(now, now, cloid_for("tiny"), "tiny", "a1", "BTC", Side.BUY, 0.00001, 90_000.0,
+                            Tif.GTC)  # $0.90: below the exchange's $10 minimum, rejected
+        RedisStreamBus(client, ns).publish("OrderRequest:{BTC}", tiny)
+
+        def die(_ev):
+            raise Crash("killed before publishing the outcome")
+
+        monkeypatch.setattr(a, "_exec", die)
+        with pytest.raises(Crash):
+            a.bus.poll(block_ms=10)
+        assert a.bus.pending() == 1
+        wait_for(lambda: a.idem.owner(tiny.cloid, 0) is None, 5, "A's claim expires")
+        b.bus.claim_stale(min_idle_ms=0)
+        watcher.poll(block_ms=10)
+        assert [(e.cloid, e.status.name) for e in got] == [(tiny.cloid, "REJECTED")]
+        assert b.counters["skipped_done"] == 1 and b.counters["sent"] == 0
+        assert fx.server.orders_received == []

@@ -26,13 +26,23 @@ def test_restarts_crashing_process_with_backoff_and_reports_health(tmp_path):
 
     async def main():
         stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(1.5, stop.set)
+
+        async def stop_when_seen() -> None:  # a condition with a deadline, not a fixed time
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while loop.time() < deadline and not (
+                    sup.children["crasher"].restarts >= 3 and sup.children["flaky-task"].restarts >= 2):
+                await asyncio.sleep(0.02)
+            stop.set()
+
+        waiter = asyncio.create_task(stop_when_seen())
         await sup.run(stop)
+        await waiter
 
     asyncio.run(main())
     h = sup.health()
     c = sup.children["crasher"]
-    assert c.restarts >= 3 and c.last_exit == 3
+    assert c.restarts >= 3
     assert [x["exit"] for x in c.history][:3] == [3, 3, 3]
     assert max(h["crasher"]["backoff_s"], 0.4) == 0.4  # capped
     assert sup.children["steady"].restarts == 0 and h["steady"]["state"] == "stopped"

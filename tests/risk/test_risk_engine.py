@@ -5,7 +5,7 @@ import pytest
 from hlquant.agents.blackboard import InMemoryBlackboard, InMemoryHeartbeats
 from hlquant.audit.log import AuditLog, payloads
 from hlquant.core.clock import SimClock
-from hlquant.core.events import Intent, Side
+from hlquant.core.events import Intent, RiskCode, Side
 from hlquant.portfolio.portfolio import Portfolio
 from hlquant.risk.engine import RiskConfig, RiskEngine
 from hlquant.router.idempotency import InMemoryIdempotencyStore
@@ -48,7 +48,7 @@ def test_conflicting_intents_are_netted(recording_venue):
     router.flush()
     assert d3.approved  # net 0, pending +0.1 -> sell 0.1
     d4 = post(eng, bb, "mom", "BTC", 0.3, clock.t)  # same as before: net still 0
-    assert not d4.approved and d4.reason.startswith("no-op")
+    assert not d4.approved and d4.code is RiskCode.BELOW_MIN_NOTIONAL
     kinds = audit.frame()["kind"].tolist()
     assert kinds.count("RiskDecision") == 4
 
@@ -59,11 +59,11 @@ def test_limits_clip_and_reject(recording_venue):
     eng.on_price("ETH", 2_000.0, clock.t)
     d = post(eng, bb, "a", "ETH", 50.0, clock.t)  # 100k > 20k: clipped to 10 ETH
     assert d.approved and d.order_size == pytest.approx(10.0)
-    assert "clipped by max_notional_per_symbol" in d.reason
+    assert d.approved and d.limit == "max_notional_per_symbol"
     eng2, bb2, *_ = make(recording_venue, max_notional_per_symbol=20_000.0, clip=False)
     eng2.on_price("ETH", 2_000.0, eng2.clock.t)
     d = post(eng2, bb2, "a", "ETH", 50.0, eng2.clock.t)
-    assert not d.approved and d.reason.startswith("limit max_notional_per_symbol")
+    assert not d.approved and d.code is RiskCode.LIMIT and d.limit == "max_notional_per_symbol"
 
 
 def test_leverage_and_gross_exposure(recording_venue):
@@ -72,7 +72,7 @@ def test_leverage_and_gross_exposure(recording_venue):
     eng.on_price("BTC", 100_000.0, clock.t)
     d = post(eng, bb, "a", "BTC", 1.0, clock.t)  # 100k notional on 100k equity > 0.5x
     assert d.approved and d.order_size == pytest.approx(0.5)
-    assert "clipped by max_leverage" in d.reason
+    assert d.approved and d.limit == "max_leverage"
 
 
 def test_stale_price_kill_switch_and_rate_limit(recording_venue):
@@ -80,19 +80,19 @@ def test_stale_price_kill_switch_and_rate_limit(recording_venue):
     eng.on_price("SOL", 150.0, clock.t)
     clock.t += 501
     d = post(eng, bb, "a", "SOL", 10.0, clock.t)
-    assert not d.approved and d.reason.startswith("stale price")
+    assert not d.approved and d.code is RiskCode.STALE_PRICE
     eng.on_price("SOL", 150.0, clock.t)  # dirty symbol is re-netted on the fresh price
     router.flush()
     assert len(recording_venue.submitted) == 1
     d = post(eng, bb, "a", "SOL", 20.0, clock.t)  # bucket of 1 is empty
-    assert not d.approved and d.reason == "order rate limit"
+    assert not d.approved and d.code is RiskCode.RATE_LIMIT
     clock.t += 1000
     eng.on_price("SOL", 150.0, clock.t)
     router.flush()
     assert len(recording_venue.submitted) == 2
     eng.kill("operator")
     d = post(eng, bb, "a", "SOL", 0.0, clock.t)
-    assert not d.approved and d.reason == "kill switch: operator"
+    assert not d.approved and d.code is RiskCode.KILL_SWITCH and "operator" in d.reason
     assert "KillSwitch" in audit.frame()["kind"].tolist()
 
 
@@ -127,7 +127,7 @@ def test_heartbeat_loss_cancels_intents_and_orders(recording_venue):
     assert [c.reason for c in recording_venue.cancelled] == ["heartbeat lost"]
     # its new intents are refused
     d = post(eng, bb, "dying", "BTC", 1.0, clock.t)
-    assert not d.approved and d.reason == "agent heartbeat expired"
+    assert not d.approved and d.code is RiskCode.AGENT_DEAD
     assert "HeartbeatLoss" in audit.frame()["kind"].tolist()
 
 
@@ -144,7 +144,7 @@ def test_custom_rules_reject_with_their_reason_and_are_audited(recording_venue):
     clock.advance_to(hour - 30_000)
     eng.on_price("BTC", 100_000.0, clock.t)
     d = post(eng, bb, "mom", "BTC", 0.3, clock.t)
-    assert not d.approved and d.reason == "rule avoid_funding_minute: no new exposure in the minute before funding"
+    assert not d.approved and d.code is RiskCode.RULE and d.limit == "avoid_funding_minute"
     clock.advance_to(hour + 1_000)
     eng.on_price("BTC", 100_000.0, clock.t)
     assert post(eng, bb, "mom", "BTC", 0.3, clock.t).approved

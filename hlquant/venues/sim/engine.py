@@ -598,7 +598,7 @@ class SimVenue:
         if self._pos[symbol].size:
             self._check_liquidation(ts, symbol)
 
-    def on_funding(self, symbol: str, ts: int, rate: float, oracle_px: float) -> None:
+    def on_funding(self, symbol: str, ts: int, rate: float, oracle_px: float, premium: float = 0.0) -> None:
         p = self._pos[symbol]
         if self._pending:
             self._due(ts)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hlquant.backtest.report import RunArtifacts, build_report, drawdown
+from hlquant.report.metrics import RunArtifacts, build_report, drawdown
 
 MAX_TRADE_ROWS = 500
 

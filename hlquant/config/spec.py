@@ -1,0 +1,90 @@
+"""The typed description of a run, read from the config tree once.
+
+``KernelSpec.from_config(cfg)`` validates every group (unknown keys and bad
+values are errors naming the key) and yields what the kernel builder needs;
+the Python API (``Backtest(market, agents, ...)``) fills the same spec
+directly. Nothing else reads the config's component groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hlquant.agents.base import Agent
+from hlquant.config.build import build_agents, make_dataclass, to_dict
+from hlquant.config.live import LiveConfig
+from hlquant.core.errors import ConfigError
+from hlquant.risk.engine import RiskConfig
+from hlquant.router.router import RouterConfig
+from hlquant.venues.sim import SimVenueConfig
+
+MODES = ("sim", "paper", "live")
+ON_ERROR_BY_MODE = {"sim": "raise", "paper": "quarantine", "live": "quarantine"}
+"""What a strategy exception does unless ``agents.on_error`` says otherwise: research
+runs stop with one line; paper and live quarantine the agent and go on."""
+
+DEFAULT_STALENESS = {"default": 500}
+
+
+@dataclass
+class KernelSpec:
+    """Everything the kernel builder needs to know about a run."""
+
+    agents: list[Agent]
+    mode: str = "sim"
+    venue: SimVenueConfig = field(default_factory=SimVenueConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    staleness: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_STALENESS))
+    on_error: str | None = None  # None: ON_ERROR_BY_MODE[mode]
+    faults: Sequence[tuple[int, str]] = ()
+    name: str = "backtest"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.on_error is None:
+            self.on_error = ON_ERROR_BY_MODE[self.mode]
+        names = [a.name for a in self.agents]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"agent names must be unique, got {names}")
+
+    @property
+    def symbols(self) -> list[str]:
+        """Symbols the agents trade, sorted."""
+        return sorted({s for a in self.agents for s in a.symbols})
+
+    @classmethod
+    def from_config(cls, cfg: Any, mode: str | None = None) -> KernelSpec:
+        """The spec of a composed config (Hydra DictConfig or plain dict)."""
+        c = to_dict(cfg)
+        mode = mode or str((c.get("mode") or {}).get("name", "sim"))
+        strategy = c.get("strategy") or {}
+        agents_cfg = c.get("agents") or {}
+        unknown = sorted(set(agents_cfg) - {"on_error"})
+        if unknown:
+            raise ConfigError(f"agents: unknown key(s) {unknown}; valid: ['on_error']")
+        faults = []
+        for i, f in enumerate(c.get("faults") or ()):
+            try:
+                faults.append((int(f["at"]), str(f["agent"])))
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"faults[{i}] must be {{at: ts_ms, agent: name}}, got {f!r}") from None
+        features = c.get("features") or {}
+        return cls(
+            agents=build_agents(strategy),
+            mode=mode,
+            venue=make_dataclass(SimVenueConfig, c.get("venue") or {}, "venue"),
+            risk=make_dataclass(RiskConfig, c.get("risk") or {}, "risk"),
+            router=make_dataclass(RouterConfig, c.get("router") or {}, "router"),
+            live=make_dataclass(LiveConfig, c.get("live") or {}, "live", drop=()),
+            staleness=dict(features.get("staleness") or DEFAULT_STALENESS),
+            on_error=agents_cfg.get("on_error"),
+            faults=tuple(faults),
+            name=str(strategy.get("name", "backtest")),
+            params={k: v for k, v in strategy.items() if k not in ("agents", "name")},
+        )

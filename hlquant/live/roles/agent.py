@@ -1,0 +1,48 @@
+"""Agent process: decides when the stream processors say a symbol's features are ready.
+
+It opens no exchange connection. It consumes ``FeaturesReady:{SYM}`` for its
+symbols (one consumer group per agent), reads features from the Redis
+feature store under the staleness rules and the account from the read model
+the risk process publishes, and posts intents on the Blackboard and on
+``Intent:{SYM}``. An entry is acknowledged only after the decision it
+triggered was published, so a restarted agent resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from hlquant.bus.redis_state import RedisStreamBus
+from hlquant.kernel import MarketHandler, Role, build_kernel
+from hlquant.live.roles.common import role_spec, stop_on_signals
+
+log = logging.getLogger(__name__)
+
+
+def run_agent(cfg: Any, agent_name: str, out_dir: str | Path | None = None,
+              stop: threading.Event | None = None) -> dict[str, Any]:
+    spec, r = role_spec(cfg)
+    live = spec.live
+    k = build_kernel(spec, Role.AGENT, assets={}, redis=r, agent_names=[agent_name], out_dir=out_dir)
+    h = MarketHandler(k)
+    bus = RedisStreamBus(r, live.namespace, group=f"agent-{agent_name}", consumer="c0",
+                         maxlen=live.stream_maxlen)
+    for s in k.symbols:
+        bus.subscribe(f"FeaturesReady:{{{s}}}", lambda _t, ev: h.on_event(ev))
+    stop = stop_on_signals(stop)
+    wall = live.clock == "wall"
+    if wall:
+        h.start(k.clock.now_ms())
+    log.info("agent %s on %s: waiting for FeaturesReady", agent_name, k.symbols)
+    try:
+        while not stop.is_set():
+            bus.poll(block_ms=50, count=200)
+            if wall:
+                h.tick()
+    finally:
+        k.audit.close()
+    return {"agent": agent_name, "decisions": dict(k.runner.counts), "bus": dict(bus.counters),
+            "stale_reads": dict(k.store.stale_reads)}

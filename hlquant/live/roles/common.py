@@ -1,0 +1,91 @@
+"""What every role process shares: config to kernel spec, Redis, stop signals, user feed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from hlquant.bus.redis_state import redis_client
+from hlquant.config.build import to_dict
+from hlquant.config.spec import KernelSpec
+from hlquant.core.events import Event
+
+log = logging.getLogger(__name__)
+
+MARKET_KINDS = ("FundingRate", "BookSnapshot", "BBO", "Trade", "Candle", "MarkPrice")
+"""Market stream kinds, in the merge priority of equal timestamps (``MarketKind``)."""
+
+
+def market_topic(kind: str, symbol: str) -> str:
+    return f"{kind}:{{{symbol}}}"
+
+
+def role_spec(cfg: Any) -> tuple[KernelSpec, Any]:
+    """The run's spec (live mode) and a client of the shared Redis."""
+    spec = KernelSpec.from_config(to_dict(cfg), mode="live")
+    return spec, redis_client(spec.live.redis_url, spec.live.redis_cluster)
+
+
+def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
+    """A flag set by SIGTERM/SIGINT (when called from the main thread)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_a: stop.set())
+    return stop
+
+
+class UserFeed:
+    """The exchange's user channels (fills, funding) on a background asyncio thread;
+    the role's own loop drains them with ``drain()``, so the kernel stays on one thread."""
+
+    def __init__(self, spec: KernelSpec, subscriptions: Sequence[dict[str, Any]]) -> None:
+        from hlquant.hyperliquid.endpoints import endpoints
+        from hlquant.hyperliquid.info import InfoClient
+        from hlquant.hyperliquid.ws import HyperliquidFeed
+
+        url, ws_url = endpoints(dataclasses.asdict(spec.live))
+        self.feed = HyperliquidFeed(ws_url, subscriptions, info=InfoClient(url))
+        self._q: queue.Queue[Event] = queue.Queue()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="user-feed", daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            async for ev in self.feed.events(self._stop):
+                self._q.put(ev)
+
+        try:
+            asyncio.run(main())
+        except Exception:  # the role notices through feed counters; it must not die silently
+            log.exception("user feed stopped")
+
+    @property
+    def connected(self) -> bool:
+        return self.feed.connected.is_set()
+
+    def drain(self) -> list[Event]:
+        out = []
+        while True:
+            try:
+                out.append(self._q.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)

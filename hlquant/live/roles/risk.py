@@ -1,0 +1,114 @@
+"""Risk process: the one gate, owner of the portfolio and of the account read model.
+
+It consumes the market streams (prices for the limits, marks for equity),
+the agents' ``Intent:{SYM}`` streams and the replicas' ``Exec:{SYM}``
+outcomes through one consumer group, and the exchange's user channel for
+fills and funding. Decisions go through the kernel's risk engine and router
+exactly as in one process; orders leave as stream entries (``BusVenue``).
+After every change, and at least every ``heartbeat_check_s``, it publishes
+the account (positions, entry prices, equity, open orders) for the agents.
+
+Market streams are subscribed before the intent streams, so when a price and
+an intent wait together the price is applied first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hlquant.bus.redis_state import RedisAccountPublisher, RedisStreamBus
+from hlquant.core.events import Event, Fill, FundingPayment, Intent
+from hlquant.hyperliquid.ws import user_subscriptions
+from hlquant.kernel import MarketHandler, Role, build_kernel
+from hlquant.live.roles.common import (
+    MARKET_KINDS,
+    UserFeed,
+    market_topic,
+    role_spec,
+    stop_on_signals,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
+    spec, r = role_spec(cfg)
+    live = spec.live
+    k = build_kernel(spec, Role.RISK, redis=r, out_dir=out_dir)
+    h = MarketHandler(k, heartbeat_check_ms=int(live.heartbeat_check_s * 1000))
+    venue, risk, router, hb = k.venue, k.risk, k.router, k.heartbeats
+    publisher = RedisAccountPublisher(r, live.namespace)
+    changed = [True]
+
+    def on_market(_topic: str, ev: Event) -> None:
+        h.on_event(ev)
+
+    def on_exec(topic: str, ev: Event) -> None:
+        venue.on_exec(topic, ev)
+        changed[0] = True
+
+    def on_intent(_topic: str, it: Event) -> None:
+        assert isinstance(it, Intent)
+        k.clock.observe(it.ts_exch)
+        if it.agent in risk.dead and hb.alive(it.agent, k.clock.now_ms()):
+            risk.revive(it.agent)  # restarted by the supervisor and beating again
+        risk.on_intent(it)
+        if router.has_work:
+            router.flush()
+        changed[0] = True
+
+    bus = RedisStreamBus(r, live.namespace, group="risk", consumer="risk-0", maxlen=live.stream_maxlen)
+    for s in k.symbols:
+        for kind in MARKET_KINDS:
+            bus.subscribe(market_topic(kind, s), on_market)
+    for s in k.symbols:
+        bus.subscribe(f"Exec:{{{s}}}", on_exec)
+    for s in k.symbols:
+        bus.subscribe(f"Intent:{{{s}}}", on_intent)
+    user = UserFeed(spec, user_subscriptions(live.account_address)) if live.account_address else None
+    stop = stop_on_signals(stop)
+    wall = live.clock == "wall"
+    if wall:
+        h.start(k.clock.now_ms())
+    every_ms = int(live.heartbeat_check_s * 1000)
+    last_pub = -(2**62)
+    log.info("risk on %s: consuming market, intent and exec streams", k.symbols)
+    try:
+        while not stop.is_set():
+            if user is not None:
+                for ev in user.drain():
+                    if isinstance(ev, (Fill, FundingPayment)):
+                        venue.on_fill(ev)
+                        changed[0] = True
+            n = bus.poll(block_ms=20, count=200)
+            if venue.release_orphans():
+                changed[0] = True
+            if router.queued:
+                changed[0] = True  # drills see the backlog drain
+            if wall:
+                h.tick()
+            elif router.has_work:
+                router.flush()
+            now = k.clock.now_ms()
+            if changed[0] or now - last_pub >= every_ms:
+                publisher.publish(now, k.portfolio, router.open_orders_view(), len(k.fills), router.queued)
+                last_pub, changed[0] = now, False
+            if n == 0 and user is not None and not user.connected:
+                time.sleep(0.01)
+    finally:
+        try:
+            router.drop_queued("shutdown")  # reported CANCELED, never silently lost
+            if live.cancel_on_shutdown:
+                router.cancel_all("shutdown")
+                router.flush()
+        finally:
+            k.audit.close()
+            if user is not None:
+                user.close()
+    return {"risk": dict(risk.counts), "router": vars(router.stats),
+            "portfolio": {s: p.size for s, p in k.portfolio.positions.items() if p.size},
+            "feed": dict(user.feed.counters) if user is not None else {}}
