@@ -7,7 +7,7 @@
     hlquant component agent NAME|risk|router NAME|ingest [overrides...]
                                                one live component as its own process (Redis)
     hlquant ingest files|hyperliquid|graphql ...   history into PostgreSQL (see --help)
-    hlquant record live --coins BTC,ETH | import PATH...   record the live feed / import the archive
+    hlquant record live --coins BTC,ETH | import PATH... | fetch --from D --to D   live feed / archives
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
