@@ -8,7 +8,7 @@
                                                one role of live.topology=processes: ingest,
                                                features [fN], agent NAME, risk, router NAME
     hlquant ingest files|hyperliquid|graphql ...   history into PostgreSQL (see --help)
-    hlquant record live|import ...             record the live feed / import the archive
+    hlquant record live|import|fetch ...       record the live feed; fetch and import the archives
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant generate-data --out DIR [--days N] regenerate sample data
 

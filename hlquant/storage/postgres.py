@@ -447,5 +447,67 @@ def load_market_from_config(data: Mapping[str, Any]) -> MarketData:
         return st.load_market(data.get("symbols") or None, data.get("start"), data.get("end"))
 
 
+# ----------------------------------------------------------------------------- asset contexts (signals)
+# A separate table for the per-minute asset contexts of the archive importer
+# (hlquant.data.signals); kept apart from the store class on purpose.
+def asset_ctxs_sql(schema: str) -> str:
+    from hlquant.data.signals import ASSET_CTX_FIELDS
+
+    cols = ", ".join(f"{c} double precision NOT NULL" for c in ASSET_CTX_FIELDS)
+    return (f"CREATE TABLE IF NOT EXISTS {_check_ident(schema)}.asset_ctxs (sym smallint NOT NULL, "
+            f"ts_exch bigint NOT NULL, ts_src bigint NOT NULL, {cols}, PRIMARY KEY (sym, ts_exch))")
+
+
+def ingest_asset_ctxs(store: PostgresStore, frame: pd.DataFrame) -> int:
+    """Rows in the ``hlquant.data.signals`` layout -> ``<schema>.asset_ctxs``; idempotent
+    (a (symbol, minute) already stored is kept). Returns rows inserted; NaN stays NaN."""
+    from hlquant.data.signals import ASSET_CTX_FIELDS
+
+    if frame.empty:
+        return 0
+    s = store.schema
+    ids = store.symbol_ids(sorted(set(frame["symbol"])))
+    cols = ["sym", "ts_exch", "ts_src", *ASSET_CTX_FIELDS]
+    with store.pool.connection() as c, c.cursor() as cur:
+        c.execute(asset_ctxs_sql(s))
+        c.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_asset_ctxs (LIKE {s}.asset_ctxs) ON COMMIT DROP")
+        with cur.copy(f"COPY stage_asset_ctxs ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["smallint", "bigint", "bigint"] + ["double precision"] * len(ASSET_CTX_FIELDS))
+            vals = frame[["ts_exch", "ts_src", *ASSET_CTX_FIELDS]].to_numpy(dtype=object)
+            for sym, row in zip(frame["symbol"], vals, strict=True):
+                cp.write_row([ids[sym], int(row[0]), int(row[1]), *(float(v) for v in row[2:])])
+        cur.execute(f"INSERT INTO {s}.asset_ctxs SELECT * FROM stage_asset_ctxs ON CONFLICT DO NOTHING")
+        return int(cur.rowcount)
+
+
+def load_asset_ctxs_pg(store: PostgresStore, symbols: list[str] | None = None, start: Any = None,
+                       end: Any = None) -> pd.DataFrame:
+    """``<schema>.asset_ctxs`` back as the ``hlquant.data.signals`` frame (``start <= ts < end``)."""
+    from hlquant.data.signals import ASSET_CTX_FIELDS, empty_frame
+
+    s = store.schema
+    with store.pool.connection() as c:
+        if c.execute("SELECT to_regclass(%s)", (f"{s}.asset_ctxs",)).fetchone()[0] is None:
+            return empty_frame()
+        names = dict(c.execute(f"SELECT id, name FROM {s}.symbols").fetchall())
+        conds, args = [], []
+        if symbols:
+            ids = [i for i, n in names.items() if n in set(symbols)]
+            conds.append("sym = ANY(%s)")
+            args.append(ids)
+        if start is not None:
+            conds.append("ts_exch >= %s")
+            args.append(to_ms(start))
+        if end is not None:
+            conds.append("ts_exch < %s")
+            args.append(to_ms(end))
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        rows = c.execute(f"SELECT ts_exch, ts_src, sym, {', '.join(ASSET_CTX_FIELDS)} FROM {s}.asset_ctxs "
+                         f"{where} ORDER BY ts_exch, sym", args).fetchall()
+    f = pd.DataFrame(rows, columns=["ts_exch", "ts_src", "symbol", *ASSET_CTX_FIELDS])
+    f["symbol"] = f["symbol"].map(names)
+    return f.astype({"ts_exch": "int64", "ts_src": "int64"}) if len(f) else empty_frame()
+
+
 __all__ = ["PostgresStore", "schema_sql", "partition_sql", "rollup_sql", "load_market_from_config",
            "binary_copy_payload", "parse_binary_copy", "IngestReport", "COLUMNS", "L2_DEPTH"]

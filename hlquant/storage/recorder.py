@@ -1,18 +1,19 @@
-"""History beyond the API's 5,000 most recent candles: a live recorder and an archive importer.
+"""History beyond the API's 5,000 most recent candles: ``hlquant record live|import|fetch``.
 
 ``hlquant record live --coins BTC,ETH`` keeps trades, L2 snapshots, BBO, candles
 and funding flowing from the WebSocket into PostgreSQL in batches. Every
 reconnect is a gap: the recorder backfills what REST can give for the gap
 window (candles and funding history) and counts it; trades and book
 snapshots missed while disconnected cannot be recovered from the API and are
-reported as a gap interval instead of being silently absent.
+reported as a gap interval instead of being silently absent. It also builds
+candles from its own trades with the archive's builder
+(``hlquant.data.candles.CandleBuilder``): bars the candle channel did not
+deliver are written from trades when the recorder saw the whole bar, and bars
+it did deliver are checked against the trades (volume and count).
 
 ``hlquant record import PATH...`` reads Hyperliquid's public archive files
-from local disk (LZ4 frame compressed, or plain): hourly ``l2Book`` snapshot
-files (lines ``{"time", "ver_num", "raw": {"channel": "l2Book", "data": ...}}``),
-trade files (node trades: ``{"coin", "side", "time", "px", "sz", "tid"?, ...}``)
-and fill files (``[user, fill]`` lines, or blocks ``{"events": [[user, fill], ...]}``;
-each trade appears once per side and is kept once, by tid/hash, as the taker's).
+(``hlquant.storage.archive``) and ``hlquant record fetch`` downloads them from
+the requester-pays buckets (``hlquant.storage.fetch``).
 """
 
 from __future__ import annotations
@@ -23,119 +24,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from hlquant.core.events import L2_DEPTH, BookSnapshot, Event, Side, Trade
+from hlquant.core.events import Candle, Event, Trade
+from hlquant.data.candles import CandleBuilder
 from hlquant.data.market import MarketData
 from hlquant.storage.postgres import DEFAULT_DSN, PostgresStore
 
 log = logging.getLogger(__name__)
-
-
-# ----------------------------------------------------------------------------- archive
-def _open_lines(path: Path) -> Iterator[str]:
-    if path.suffix == ".lz4":
-        import lz4.frame
-
-        with lz4.frame.open(path, "rt") as f:
-            yield from f
-    else:
-        with open(path) as f:
-            yield from f
-
-
-def _ms(t: Any) -> int:
-    """Archive times are ms integers or ISO strings (naive = UTC)."""
-    if isinstance(t, (int, float)):
-        return int(t)
-    ts = pd.Timestamp(str(t))
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.value // 1_000_000)
-
-
-@dataclass
-class ImportReport:
-    files: int = 0
-    lines: int = 0
-    events: int = 0
-    bad_lines: list[tuple[str, int, str]] = field(default_factory=list)
-    duplicates: int = 0
-
-
-def parse_archive_line(obj: Any, seen: set[str]) -> list[Event]:
-    """One decoded archive line -> events (empty for a duplicate side of a fill)."""
-    if isinstance(obj, dict) and "raw" in obj:  # market_data/<date>/<hour>/l2Book/<coin>.lz4
-        raw = obj["raw"]
-        if raw.get("channel") != "l2Book":
-            return []
-        d = raw["data"]
-        bids = [(float(x["px"]), float(x["sz"])) for x in d["levels"][0][:L2_DEPTH]]
-        asks = [(float(x["px"]), float(x["sz"])) for x in d["levels"][1][:L2_DEPTH]]
-        t = int(d["time"])
-        return [BookSnapshot(t, t, d["coin"], bids, asks)]
-    if isinstance(obj, dict) and "events" in obj:  # fills by block
-        out: list[Event] = []
-        for pair in obj["events"]:
-            out += parse_archive_line(pair, seen)
-        return out
-    if isinstance(obj, list) and len(obj) == 2 and isinstance(obj[1], dict):  # [user, fill]
-        f = obj[1]
-        key = str(f.get("tid") or f.get("hash"))
-        if not f.get("crossed", True):
-            return []  # the maker's side: the taker's side carries the trade
-        if key in seen:
-            return []
-        seen.add(key)
-        t = _ms(f["time"])
-        side = Side.BUY if f["side"] == "B" else Side.SELL
-        return [Trade(t, t, f["coin"], side, float(f["px"]), float(f["sz"]), int(f.get("tid") or 0))]
-    if isinstance(obj, dict) and {"coin", "side", "px", "sz", "time"} <= set(obj):  # node trades
-        key = str(obj.get("tid") or obj.get("hash") or (obj["coin"], obj["time"], obj["px"], obj["sz"]))
-        if key in seen:
-            return []
-        seen.add(key)
-        t = _ms(obj["time"])
-        side = Side.BUY if obj["side"] == "B" else Side.SELL
-        return [Trade(t, t, obj["coin"], side, float(obj["px"]), float(obj["sz"]), int(obj.get("tid") or 0))]
-    raise ValueError("unrecognized archive line")
-
-
-def read_archive(paths: Iterable[str | Path], report: ImportReport) -> list[Event]:
-    events: list[Event] = []
-    seen: set[str] = set()
-    for p in paths:
-        p = Path(p)
-        files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
-        for f in files:
-            report.files += 1
-            for i, line in enumerate(_open_lines(f), 1):
-                line = line.strip()
-                if not line:
-                    continue
-                report.lines += 1
-                try:
-                    evs = parse_archive_line(json.loads(line), seen)
-                except (ValueError, KeyError, TypeError, IndexError) as e:
-                    report.bad_lines.append((f.name, i, f"{type(e).__name__}: {e}"))
-                    continue
-                events += evs
-    report.events = len(events)
-    return events
-
-
-def import_archive(store: PostgresStore, paths: Iterable[str | Path], progress: bool = True) -> ImportReport:
-    rep = ImportReport()
-    events = read_archive(paths, rep)
-    if events:
-        md = MarketData.from_events(events, meta={"source": "hyperliquid-archive"})
-        store.ingest_market(md, progress=progress)
-    return rep
 
 
 # ----------------------------------------------------------------------------- recorder
@@ -143,20 +39,78 @@ class Recorder:
     """Live feed -> batched writes, with gap detection and REST backfill."""
 
     def __init__(self, store: PostgresStore, ws_url: str, info: Any, coins: list[str],
-                 candle_interval: str = "1m", flush_every: int = 2_000, flush_s: float = 2.0) -> None:
+                 candle_interval: str = "1m", flush_every: int = 2_000, flush_s: float = 2.0,
+                 feed_candles: bool = True, close_grace_ms: int = 5_000) -> None:
+        """``feed_candles=False`` does not subscribe to the candle channel: every bar is
+        built from the recorded trades. ``close_grace_ms``: a bar is closed by other
+        events' time only that long after its end (channels are not ordered together)."""
+        from hlquant.hyperliquid.info import INTERVAL_MS
         from hlquant.hyperliquid.ws import HyperliquidFeed, market_subscriptions
 
         self.store, self.info, self.coins = store, info, list(coins)
         self.interval = candle_interval
-        self.feed = HyperliquidFeed(ws_url, market_subscriptions(coins, candle_interval, bbo=True), info=info)
+        self.step = INTERVAL_MS[candle_interval]
+        self.feed_candles = feed_candles
+        subs = market_subscriptions(coins, candle_interval if feed_candles else None, bbo=True)
+        self.feed = HyperliquidFeed(ws_url, subs, info=info)
         self.flush_every, self.flush_s = flush_every, flush_s
         self.buf: list[Event] = []
-        self.counters = {"events": 0, "written": 0, "gaps": 0, "backfilled_candles": 0}
+        self.counters = {"events": 0, "written": 0, "gaps": 0, "backfilled_candles": 0,
+                         "candles_from_trades": 0, "candles_checked": 0, "candles_mismatch": 0,
+                         "candles_partial": 0}
         self.gaps: list[tuple[int, int]] = []
         self.holes: list[tuple[int, int]] = []
+        self.builder = CandleBuilder(self.step, candle_interval)
+        self.close_grace_ms = close_grace_ms
+        self._conn_start: int | None = None  # exchange time of the first print on this connection
+        self._built: dict[tuple[str, int], Candle] = {}  # bars from trades awaiting the feed's bar
+        self._fed: dict[tuple[str, int], tuple[int, float]] = {}  # the feed's bars: (n, volume)
+        self._settled_at = -1
         self._first_event_ms = 0
         self._last_event_ms = 0
         self._last_flush = time.monotonic()
+
+    # --- candles from the recorder's own trades -----------------------------------
+    def _track_candles(self, ev: Event) -> None:
+        if self._conn_start is None:
+            self._conn_start = ev.ts_exch
+        built: list[Candle] = []
+        if isinstance(ev, Trade):
+            built += self.builder.add(ev.symbol, ev.ts_exch, ev.px, ev.sz)
+        elif isinstance(ev, Candle):
+            self._fed[(ev.symbol, ev.ts_exch)] = (ev.n, ev.volume)
+        built += self.builder.advance(ev.ts_exch - self.close_grace_ms)
+        for c in built:
+            if c.ts_open <= self._conn_start:  # the recorder may have missed the bar's first trades
+                self.counters["candles_partial"] += 1
+            elif not self.feed_candles:
+                self.buf.append(c)
+                self.counters["candles_from_trades"] += 1
+            else:
+                self._built[(c.symbol, c.ts_exch)] = c
+        if self._last_event_ms // self.step != self._settled_at:  # once per bar interval is enough
+            self._settled_at = self._last_event_ms // self.step
+            self._settle(final=False)
+
+    def _settle(self, final: bool) -> None:
+        """Bars built from trades, once the feed had time to deliver its own: compared
+        with the feed's (count and volume), or written where the feed gave none."""
+        horizon = self._last_event_ms - 2 * self.step
+        for key in [k for k, c in self._built.items() if final or c.ts_exch <= horizon]:
+            c = self._built.pop(key)
+            fed = self._fed.get(key)
+            if fed is None:
+                self.buf.append(c)
+                self.counters["candles_from_trades"] += 1
+                continue
+            self.counters["candles_checked"] += 1
+            n, vol = fed
+            if n != c.n or abs(vol - c.volume) > 1e-9 * max(1.0, abs(vol)):
+                self.counters["candles_mismatch"] += 1
+                log.warning("%s bar closing %d: feed n=%d volume=%g, recorded trades n=%d volume=%g",
+                            c.symbol, c.ts_exch, n, vol, c.n, c.volume)
+        for key in [k for k in self._fed if k[1] < horizon - 8 * self.step]:
+            del self._fed[key]
 
     def flush(self) -> None:
         if not self.buf:
@@ -207,6 +161,8 @@ class Recorder:
                 gaps_seen = self.feed.counters["gaps"]
                 gap_start = self._last_event_ms
                 self.counters["gaps"] += 1
+                self.counters["candles_partial"] += self.builder.reset()  # open bars span the gap
+                self._conn_start = None
                 await asyncio.to_thread(self.flush)
             if getattr(ev, "symbol", None) in self.coins and type(ev).__name__ in (
                     "Trade", "BookSnapshot", "BBO", "Candle", "FundingRate", "MarkPrice"):
@@ -220,8 +176,11 @@ class Recorder:
                 self.counters["events"] += 1
                 self._last_event_ms = max(self._last_event_ms, ev.ts_exch)
                 self._first_event_ms = self._first_event_ms or ev.ts_exch
+                if type(ev).__name__ != "BookSnapshot":  # resync snapshots carry REST's time
+                    self._track_candles(ev)
             if len(self.buf) >= self.flush_every or time.monotonic() - self._last_flush > self.flush_s:
                 await asyncio.to_thread(self.flush)
+        self._settle(final=True)  # the bar still open at the end is incomplete: not written
         self.flush()
         if self._first_event_ms:
             await asyncio.to_thread(self.fill_holes, self._first_event_ms, self._last_event_ms)
@@ -239,22 +198,38 @@ def main(argv: list[str]) -> int:
     live.add_argument("--url", default="https://api.hyperliquid.xyz")
     live.add_argument("--interval", default="1m")
     live.add_argument("--duration", type=float, default=0.0, help="seconds (0: until SIGINT)")
-    imp = sub.add_parser("import", help="import archive files from local paths")
+    live.add_argument("--no-feed-candles", action="store_true",
+                      help="build every bar from the recorded trades instead of the candle channel")
+    imp = sub.add_parser("import", help="import archive files/folders from local paths (docs/data.md)")
     imp.add_argument("paths", nargs="+")
+    imp.add_argument("--out", default=None, help="also write (merge into) a history folder for data=files")
+    imp.add_argument("--no-db", action="store_true", help="do not write to PostgreSQL (needs --out)")
+    imp.add_argument("--coins", default=None, help="only these coins, e.g. BTC,ETH (default: all)")
+    imp.add_argument("--interval", default="1m", help="candle interval built from trades / mid prices")
+    from hlquant.storage.fetch import add_fetch_arguments, run_fetch
+
+    add_fetch_arguments(sub.add_parser("fetch", help="download archive files (requester pays: you pay AWS)"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.cmd in ("fetch", "import"):
+        import os
+
+        from hlquant.core.errors import HlquantError
+
+        try:
+            return run_fetch(args) if args.cmd == "fetch" else _import(args)
+        except HlquantError as e:  # one line for people; the traceback with HLQUANT_DEBUG=1
+            if os.environ.get("HLQUANT_DEBUG") == "1":
+                raise
+            print(f"hlquant record {args.cmd}: {e}", file=sys.stderr)
+            return 2
     with PostgresStore(args.dsn, args.schema) as store:
         store.create()
-        if args.cmd == "import":
-            rep = import_archive(store, args.paths)
-            print(json.dumps({"files": rep.files, "lines": rep.lines, "events": rep.events,
-                              "bad_lines": rep.bad_lines[:20], "n_bad": len(rep.bad_lines)}))
-            return 0
         from hlquant.hyperliquid.info import InfoClient
 
         url = args.url.rstrip("/")
         rec = Recorder(store, "ws" + url[len("http"):] + "/ws", InfoClient(url), args.coins.split(","),
-                       args.interval)
+                       args.interval, feed_candles=not args.no_feed_candles)
 
         async def go() -> dict:
             import signal
@@ -268,6 +243,27 @@ def main(argv: list[str]) -> int:
             return await rec.run(stop)
 
         print(json.dumps(asyncio.run(go()), default=str))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from hlquant.core.errors import ConfigError
+    from hlquant.hyperliquid.info import INTERVAL_MS
+    from hlquant.storage.archive import import_archive
+
+    if args.interval not in INTERVAL_MS:
+        raise ConfigError(f"--interval {args.interval!r}: expected one of {sorted(INTERVAL_MS)}")
+    if args.no_db and not args.out:
+        raise ConfigError("record import --no-db writes nowhere: add --out DIR")
+    coins = [c.strip() for c in args.coins.split(",") if c.strip()] if args.coins else None
+    kw = {"out": args.out, "coins": coins, "interval_ms": INTERVAL_MS[args.interval]}
+    if args.no_db:
+        rep = import_archive(args.paths, **kw)
+    else:
+        with PostgresStore(args.dsn, args.schema) as store:
+            store.create()
+            rep = import_archive(args.paths, store=store, **kw)
+    print(json.dumps(rep.to_dict(), default=str))
     return 0
 
 
