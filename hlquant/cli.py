@@ -85,14 +85,23 @@ def _hydra_main(task_fn: Callable[[Any], Any], argv: list[str]) -> None:
     hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_report_errors(task_fn))()
 
 
-def _backtest_task(cfg) -> float:
+def _backtest_task(cfg):
+    """One backtest. In a sweep it prints nothing and returns its ``JobResult`` (metrics, files
+    and node): the launching process prints one ranked table (``SweepSummary``)."""
+    import time
+
     from hydra.core.hydra_config import HydraConfig
 
     from hlquant.backtest.run import run_backtest
 
+    started = time.time()
     out = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     result = run_backtest(cfg, out_dir=out, progress=bool(cfg.progress) and not multirun)
+    if multirun:
+        from hlquant.backtest.sweep_job import job_result
+
+        return job_result(cfg, result, started)
     m = result.metrics
     s = result.stats
     lines = [f"{k:>22}: {v:,.6g}" if isinstance(v, float) else f"{k:>22}: {v}" for k, v in m.items()]
@@ -104,7 +113,7 @@ def _backtest_task(cfg) -> float:
         print(f"  {k}: {p}")
     if s["reconcile"]:
         print(f"WARNING: portfolio differs from venue: {s['reconcile']}")
-    return float(m.get("sharpe", 0.0))
+    return None
 
 
 def _session(cfg, mode: str, overrides: list[str]) -> None:

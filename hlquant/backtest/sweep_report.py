@@ -1,76 +1,105 @@
 """Gather a Hydra sweep into one table, a heatmap and a comparison page.
 
-Each job directory of a multirun holds ``metrics.json`` (written by
-``write_report``) and ``.hydra/overrides.yaml`` (what Hydra varied). The
-summary is one row per job: the swept parameters, then the metrics. With two
-numeric swept parameters the Sharpe heatmap shows whether a good cell sits on
-a plateau (robust) or a spike (overfit).
+The summary is built from the values the jobs returned (``JobResult``, see
+``sweep_job``), never from files in the job directories: on a cluster those
+stay on the node that ran the job. One row per job: ``job``, the swept
+parameters (from the job's overrides), every metric, then ``node`` and
+``output_dir`` (where that job's files are), ``started`` and ``elapsed_s``. With two numeric swept
+parameters the heatmap of the objective shows whether a good cell sits on a
+plateau (robust) or a spike (overfit).
 """
 
 from __future__ import annotations
 
 import html
-import json
+import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from hlquant.backtest.sweep_job import JobResult
+
 HEATMAP_METRIC = "sharpe"
+HEADLINE = ("total_return", "sharpe", "sortino", "max_drawdown", "fees", "funding", "turnover",
+            "hit_rate", "n_fills")
+WHERE = ("node", "output_dir", "started", "elapsed_s")   # where and when each job ran
 
 
-def _overrides(job_dir: Path) -> dict[str, object]:
-    f = job_dir / ".hydra" / "overrides.yaml"
-    if not f.exists():
-        return {}
+def parse_overrides(overrides: Sequence[str]) -> dict[str, object]:
+    """``["strategy.fast=5", "+a.b=x", "s=[BTC]"]`` -> ``{"strategy.fast": 5, "a.b": "x",
+    "s": "[BTC]"}``: scalars typed as YAML reads them, lists and maps kept as written."""
     out: dict[str, object] = {}
-    for item in yaml.safe_load(f.read_text()) or []:
+    for item in overrides:
         key, _, val = str(item).partition("=")
         key = key.lstrip("+~")
         try:
-            out[key] = yaml.safe_load(val)
+            typed = yaml.safe_load(val)
         except yaml.YAMLError:
-            out[key] = val
+            typed = val
+        out[key] = typed if typed is None or isinstance(typed, str | int | float | bool) else val
     return out
 
 
-def collect_sweep(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per finished job: ``job``, swept parameters, then every metric."""
-    sweep_dir = Path(sweep_dir)
+def results_frame(results: Sequence[JobResult]) -> pd.DataFrame:
+    """One row per returned job, by job number: ``job``, swept parameters, metrics, node, path."""
     rows = []
     keys: list[str] = []
-    for mf in sorted(sweep_dir.glob("*/metrics.json")):
-        job = mf.parent
-        data = json.loads(mf.read_text())
-        row: dict[str, object] = {"job": job.name}
-        ov = _overrides(job)
+    for r in sorted(results, key=lambda r: r.num):
+        ov = parse_overrides(r.overrides)
         keys += [k for k in ov if k not in keys]
-        row.update(ov)
-        row.update(data.get("metrics", {}))
-        rows.append(row)
+        rows.append({"job": r.num, **ov, **r.metrics, "node": r.node, "output_dir": r.output_dir,
+                     "started": pd.Timestamp(r.started, unit="s", tz="UTC").isoformat(),
+                     "elapsed_s": r.elapsed_s})
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
-    try:
-        df = df.sort_values("job", key=lambda s: s.astype(int))
-    except ValueError:
-        df = df.sort_values("job")
-    df = df.reset_index(drop=True)
+    df = df[[c for c in df.columns if c not in WHERE] + list(WHERE)]
     df.attrs["params"] = keys
     return df
 
 
 def param_columns(df: pd.DataFrame) -> list[str]:
-    """The swept parameters: override keys (recorded by ``collect_sweep``) that vary across jobs."""
+    """The swept parameters: override keys (recorded by ``results_frame``) that vary across jobs."""
     keys = df.attrs.get("params")
     if keys is None:
-        keys = [c for c in df.columns if c != "job" and not pd.api.types.is_float_dtype(df[c])]
+        keys = [c for c in df.columns
+                if c not in ("job", *WHERE) and not pd.api.types.is_float_dtype(df[c])]
     return [c for c in keys if c in df and df[c].nunique(dropna=False) > 1]
 
 
-def write_sweep_report(df: pd.DataFrame, sweep_dir: str | Path,
-                       metric: str = HEATMAP_METRIC) -> dict[str, Path]:
-    """summary.csv, summary.html (table, ranking, heatmap) and heatmap.png when 2 params vary."""
+def ranked(df: pd.DataFrame, metric: str, direction: str = "maximize") -> pd.DataFrame:
+    """Best first by ``metric`` in ``direction``; NaN last; ties keep job order."""
+    if metric not in df:
+        return df
+    return df.sort_values(metric, ascending=direction == "minimize", kind="stable",
+                          na_position="last")
+
+
+def ranked_table(df: pd.DataFrame, metric: str, direction: str = "maximize") -> str:
+    """The table a sweep prints at its end: rank, job, swept parameters, objective, headline
+    metrics, and the node of each job when some ran on another machine."""
+    show = ["job", *param_columns(df), metric, *[c for c in HEADLINE if c in df and c != metric]]
+    if "node" in df and (df["node"] != socket.gethostname()).any():
+        show.append("node")
+    out = ranked(df, metric, direction)[[c for c in show if c in df]].copy()
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out.to_string(index=False, float_format=lambda v: f"{v:,.6g}")
+
+
+def local_job_dir(row: pd.Series) -> Path | None:
+    """The job's directory when it is on this machine (None: it stays on ``row['node']``)."""
+    if row.get("node") != socket.gethostname():
+        return None
+    p = Path(str(row.get("output_dir")))
+    return p if p.is_dir() else None
+
+
+def write_sweep_report(df: pd.DataFrame, sweep_dir: str | Path, metric: str = HEATMAP_METRIC,
+                       direction: str = "maximize") -> dict[str, Path]:
+    """summary.csv, summary.html (table ranked by ``metric`` in ``direction``, heatmap) and
+    heatmap.png when 2 params vary."""
     sweep_dir = Path(sweep_dir)
     files: dict[str, Path] = {}
     files["summary_csv"] = sweep_dir / "summary.csv"
@@ -79,13 +108,14 @@ def write_sweep_report(df: pd.DataFrame, sweep_dir: str | Path,
     heat_html = ""
     if len(params) == 2 and metric in df:
         piv = df.pivot_table(index=params[0], columns=params[1], values=metric, aggfunc="mean")
-        files["heatmap_png"] = _heatmap_png(piv, metric, sweep_dir / "heatmap.png")
-        heat_html = _heatmap_html(piv, metric)
-    files["summary_html"] = _summary_html(df, params, metric, heat_html, sweep_dir / "summary.html")
+        files["heatmap_png"] = _heatmap_png(piv, metric, direction, sweep_dir / "heatmap.png")
+        heat_html = _heatmap_html(piv, metric, direction)
+    files["summary_html"] = _summary_html(df, params, metric, direction, heat_html,
+                                          sweep_dir / "summary.html")
     return files
 
 
-def _heatmap_png(piv: pd.DataFrame, metric: str, path: Path) -> Path:
+def _heatmap_png(piv: pd.DataFrame, metric: str, direction: str, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +123,8 @@ def _heatmap_png(piv: pd.DataFrame, metric: str, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(1.4 * len(piv.columns) + 3, 1.0 * len(piv.index) + 2))
     vmax = float(abs(piv.to_numpy()).max()) or 1.0
-    im = ax.imshow(piv.to_numpy(), cmap="RdYlGn", vmin=-vmax, vmax=vmax, aspect="auto")
+    cmap = "RdYlGn" if direction == "maximize" else "RdYlGn_r"   # green is good either way
+    im = ax.imshow(piv.to_numpy(), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(piv.columns)), [str(c) for c in piv.columns])
     ax.set_yticks(range(len(piv.index)), [str(i) for i in piv.index])
     ax.set_xlabel(str(piv.columns.name))
@@ -109,38 +140,48 @@ def _heatmap_png(piv: pd.DataFrame, metric: str, path: Path) -> Path:
     return path
 
 
-def _heatmap_html(piv: pd.DataFrame, metric: str) -> str:
+def _heatmap_html(piv: pd.DataFrame, metric: str, direction: str) -> str:
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns],
                                y=[str(i) for i in piv.index], colorscale="RdYlGn", zmid=0,
+                               reversescale=direction == "minimize",
                                texttemplate="%{z:.2f}"))
     fig.update_layout(title=f"{metric}", xaxis_title=str(piv.columns.name),
                       yaxis_title=str(piv.index.name), height=420)
     return fig.to_html(full_html=False, include_plotlyjs="directory")
 
 
-def _summary_html(df: pd.DataFrame, params: list[str], metric: str, heat: str, path: Path) -> Path:
+def _summary_html(df: pd.DataFrame, params: list[str], metric: str, direction: str, heat: str,
+                  path: Path) -> Path:
     from hlquant.report.tearsheet import _ensure_plotly_js
 
     _ensure_plotly_js(path.parent)
-    show = ["job", *params] + [c for c in ("total_return", "sharpe", "sortino", "max_drawdown",
-                                           "fees", "funding", "turnover", "hit_rate", "n_fills")
-                               if c in df]
-    ranked = df.sort_values(metric, ascending=False) if metric in df else df
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in show)
+    show = ["job", *params] + [c for c in (metric, *HEADLINE) if c in df]
+    show = list(dict.fromkeys(show))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in [*show, "files"])
     rows = []
-    for _, r in ranked[show].iterrows():
-        job = str(r["job"])
-        cells = [f'<td><a href="{html.escape(job)}/report.html">{html.escape(job)}</a></td>']
+    for _, r in ranked(df, metric, direction).iterrows():
+        cells = [f"<td>{html.escape(str(r['job']))}</td>"]
         for c in show[1:]:
             v = r[c]
             cells.append(f"<td>{v:,.4g}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>")
+        local = local_job_dir(r)
+        if local is not None and (local / "report.html").exists():
+            href = (local / "report.html").resolve()
+            try:
+                href = href.relative_to(path.parent.resolve())
+            except ValueError:
+                href = href.as_uri()
+            cells.append(f'<td><a href="{html.escape(str(href))}">report</a></td>')
+        else:
+            where = f"{r.get('node')}:{r.get('output_dir')}"
+            cells.append(f'<td title="on another machine">{html.escape(where)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep summary</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}th{{background:#f6f6f6}}</style>
-</head><body><h1>Sweep: {len(df)} runs, ranked by {html.escape(metric)}</h1>
+</head><body><h1>Sweep: {len(df)} runs, ranked by {html.escape(metric)} ({html.escape(direction)})</h1>
 <table><tr>{head}</tr>{''.join(rows)}</table>{heat}</body></html>"""
     path.write_text(page, encoding="utf-8")
     return path
