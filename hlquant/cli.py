@@ -125,7 +125,7 @@ def _session(cfg, mode: str, overrides: list[str]) -> None:
 
     out = Path(HydraConfig.get().runtime.output_dir)
     if mode == "live":
-        from hlquant.live.preflight import preflight
+        from hlquant.promote.preflight import preflight
 
         for check in preflight(cfg, live=True):
             print(check)

@@ -163,11 +163,11 @@ def replay_market(spec: KernelSpec, market: Any, out_dir: str | Path | None = No
     from hlquant.connectors.replay import ReplayConnector
     from hlquant.core.assets import DEFAULT_ASSETS
     from hlquant.core.clock import SimClock
-    from hlquant.venues.sim import SimVenue
 
+    if spec.mode != "paper":
+        raise ValueError(f"replay_market runs the paper kernel (SimVenue), not mode={spec.mode!r}")
     clock = SimClock(int(market.span()[0]) if len(market) else 0)
     assets = {s: DEFAULT_ASSETS[s] for s in market.symbols}
-    venue = SimVenue(assets, spec.venue, clock=clock)
-    engine = LiveEngine(build_kernel(spec, Role.ALL, assets=assets, clock=clock, venue=venue, out_dir=out_dir))
+    engine = LiveEngine(build_kernel(spec, Role.ALL, assets=assets, clock=clock, out_dir=out_dir))
     engine.run_events(ReplayConnector(market))
     return engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hlquant.config.compose import load_config
-from hlquant.live.preflight import PreflightError, check_credentials, check_risk, preflight
+from hlquant.promote.preflight import PreflightError, check_credentials, check_risk, preflight
 
 SHORT = ["data.end=2026-01-06", "progress=false"]
 

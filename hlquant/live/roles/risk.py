@@ -42,14 +42,30 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
     h = MarketHandler(k, heartbeat_check_ms=int(live.heartbeat_check_s * 1000))
     venue, risk, router, hb = k.venue, k.risk, k.router, k.heartbeats
     publisher = RedisAccountPublisher(r, live.namespace)
+    every_ms = int(live.heartbeat_check_s * 1000)
     changed = [True]
+    last_pub = [-(2**62)]
+
+    def sync(force: bool = False) -> None:
+        """Publish the account read model when it changed (or is due). Handlers call it
+        before their entry is acknowledged, so nobody sees a drained stream while the
+        view it produced is not out yet."""
+        now = k.clock.now_ms()
+        if force or changed[0] or router.queued or now - last_pub[0] >= every_ms:
+            publisher.publish(now, k.portfolio, router.open_orders_view(), len(k.fills), router.queued)
+            last_pub[0], changed[0] = now, False
 
     def on_market(_topic: str, ev: Event) -> None:
+        n = len(k.fills) + len(router.open)
         h.on_event(ev)
+        if len(k.fills) + len(router.open) != n:
+            changed[0] = True
+        sync()
 
     def on_exec(topic: str, ev: Event) -> None:
         venue.on_exec(topic, ev)
         changed[0] = True
+        sync()
 
     def on_intent(_topic: str, it: Event) -> None:
         assert isinstance(it, Intent)
@@ -60,6 +76,7 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         if router.has_work:
             router.flush()
         changed[0] = True
+        sync()
 
     bus = RedisStreamBus(r, live.namespace, group="risk", consumer="risk-0", maxlen=live.stream_maxlen)
     for s in k.symbols:
@@ -74,8 +91,6 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
     wall = live.clock == "wall"
     if wall:
         h.start(k.clock.now_ms())
-    every_ms = int(live.heartbeat_check_s * 1000)
-    last_pub = -(2**62)
     log.info("risk on %s: consuming market, intent and exec streams", k.symbols)
     try:
         while not stop.is_set():
@@ -87,16 +102,11 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
             n = bus.poll(block_ms=20, count=200)
             if venue.release_orphans():
                 changed[0] = True
-            if router.queued:
-                changed[0] = True  # drills see the backlog drain
             if wall:
                 h.tick()
             elif router.has_work:
                 router.flush()
-            now = k.clock.now_ms()
-            if changed[0] or now - last_pub >= every_ms:
-                publisher.publish(now, k.portfolio, router.open_orders_view(), len(k.fills), router.queued)
-                last_pub, changed[0] = now, False
+            sync()
             if n == 0 and user is not None and not user.connected:
                 time.sleep(0.01)
     finally:
