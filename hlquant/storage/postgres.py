@@ -6,9 +6,10 @@ so re-ingesting never duplicates a row, and ``audit`` keyed by
 ``(session, seq)``. Times are integer milliseconds (exactly what the
 exchange sends; no float/timezone round trip).
 
-Two physical layouts, chosen by detecting the extension:
+Two physical layouts, chosen by detecting whether the extension is usable
+(installed in the database, or creatable because the server preloads it):
 
-- *TimescaleDB present*: hypertables on ``ts_exch`` (integer time, weekly
+- *TimescaleDB usable*: hypertables on ``ts_exch`` (integer time, weekly
   chunks, an ``integer_now`` function), a compression policy segmenting by
   symbol, and continuous aggregates ``candles_5m`` / ``candles_1h`` with
   refresh policies.
@@ -26,10 +27,12 @@ Loading back uses ``COPY ... TO STDOUT (FORMAT BINARY)`` parsed with
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
 import struct
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +46,14 @@ from hlquant.data.market import STREAMS, MarketData, to_ms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: a dedicated database (created on first use), never the ``postgres`` maintenance one
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/hlquant"
 MONTH_MS = 31 * 86_400_000
 ROLLUPS = {"candles_5m": 300_000, "candles_1h": 3_600_000}
+#: how long a manual aggregate refresh waits for a concurrent one (a policy job) to finish
+REFRESH_WAIT_S = 300.0
+#: how long ``drop()`` waits for the cancelled policy jobs' workers to exit
+JOB_EXIT_WAIT_S = 60.0
 _PG_TYPE = {"i1": "smallint", "i2": "smallint", "i4": "integer", "i8": "bigint", "f8": "double precision"}
 _BIN_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -84,6 +92,78 @@ def _check_ident(name: str) -> str:
     return name
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def ensure_database(dsn: str) -> None:
+    """Connect to ``dsn``; when its database is missing, create it (from the
+    ``postgres`` or ``template1`` maintenance database of the same server).
+    Raises a one-line ``ConfigError`` naming server and database otherwise."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        psycopg.connect(dsn, connect_timeout=10).close()
+        return
+    except psycopg.OperationalError as e:
+        first_error = e
+    params = conninfo_to_dict(dsn)
+    db = params.get("dbname")
+    where = f"PostgreSQL at {params.get('host', 'localhost')}:{params.get('port', 5432)}"
+    if not db or db in ("postgres", "template1"):
+        raise ConfigError(f"cannot connect to {where} (database {db!r}): {_first_line(first_error)}") from None
+    admin = None
+    for maintenance in ("postgres", "template1"):
+        try:
+            admin = psycopg.connect(make_conninfo(dsn, dbname=maintenance), connect_timeout=10, autocommit=True)
+            break
+        except psycopg.OperationalError:
+            continue
+    if admin is None:  # the server itself is unreachable or refuses us: report the first error
+        raise ConfigError(f"cannot connect to {where} (database {db!r}): {_first_line(first_error)}") from None
+    try:
+        with admin:
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
+                raise ConfigError(f"cannot connect to database {db!r} on {where}: {_first_line(first_error)}")
+            try:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+                log.info("created database %r on %s", db, where)
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass  # created concurrently by another process
+    except psycopg.Error as e:
+        raise ConfigError(f"database {db!r} does not exist on {where} and could not be created: "
+                          f"{_first_line(e)}") from None
+
+
+class TimescaleSupport(enum.Enum):
+    """What the server offers; only the first two make the hypertable layout usable."""
+
+    INSTALLED = "installed in this database"
+    PRELOADED = "library preloaded, so CREATE EXTENSION works"
+    NOT_PRELOADED = "installable but not in shared_preload_libraries"
+    ABSENT = "not installed on this server"
+
+    @property
+    def usable(self) -> bool:
+        return self in (TimescaleSupport.INSTALLED, TimescaleSupport.PRELOADED)
+
+
+def timescale_support(conn: Any) -> TimescaleSupport:
+    """Ask the server. ``pg_available_extensions`` alone only says "installable":
+    CREATE EXTENSION also needs the loader preloaded, which defines the
+    ``timescaledb.max_background_workers`` setting in every session (readable
+    without the superuser-only ``shared_preload_libraries``)."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        return TimescaleSupport.INSTALLED
+    if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone():
+        return TimescaleSupport.ABSENT
+    if conn.execute("SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers'").fetchone():
+        return TimescaleSupport.PRELOADED
+    return TimescaleSupport.NOT_PRELOADED
+
+
 # ----------------------------------------------------------------------------- DDL
 def schema_sql(schema: str, timescale: bool) -> list[str]:
     """Every statement that creates the store; pure (unit-tested for both layouts)."""
@@ -120,12 +200,15 @@ def schema_sql(schema: str, timescale: bool) -> list[str]:
             out.append(f"SELECT add_compression_policy('{s}.{t}', compress_after => 2592000000::bigint, "
                        "if_not_exists => TRUE)")
         for name, width in ROLLUPS.items():
+            # right-closed buckets (k*w, (k+1)*w] labelled by their end; a continuous
+            # aggregate must bucket the bare dimension column, so shift with the offset
+            bucket = f"time_bucket({width}::bigint, ts_exch, 1::bigint)"
             out.append(
                 f"CREATE MATERIALIZED VIEW IF NOT EXISTS {s}.{name} WITH (timescaledb.continuous) AS "
-                f"SELECT sym, time_bucket({width}::bigint, ts_exch - 1) + {width} AS ts_exch, "
+                f"SELECT sym, {bucket} + {width - 1} AS ts_exch, "
                 "first(open, ts_exch) AS open, max(high) AS high, min(low) AS low, "
                 "last(close, ts_exch) AS close, sum(volume) AS volume, sum(n)::integer AS n "
-                f"FROM {s}.candles GROUP BY sym, time_bucket({width}::bigint, ts_exch - 1) WITH NO DATA")
+                f"FROM {s}.candles GROUP BY sym, {bucket} WITH NO DATA")
             out.append(f"SELECT add_continuous_aggregate_policy('{s}.{name}', start_offset => NULL, "
                        f"end_offset => {width}::bigint, schedule_interval => INTERVAL '1 minute', "
                        "if_not_exists => TRUE)")
@@ -152,6 +235,16 @@ def partition_sql(schema: str, table: str, t0: int, t1: int) -> list[str]:
                    f"FOR VALUES FROM ({a}) TO ({b})")
         start = nxt
     return out
+
+
+def refresh_window(width_ms: int, t0: int, t1: int) -> tuple[int, int]:
+    """``[lo, hi)`` covering exactly the continuous-aggregate buckets that hold
+    candles in [t0, t1]. Buckets start at k*w + 1 (offset 1), and TimescaleDB
+    refreshes only buckets wholly inside the window, so it ends one past the
+    last bucket (a single candle still covers one whole bucket)."""
+    lo = (t0 - 1) // width_ms * width_ms + 1
+    hi = (t1 - 1) // width_ms * width_ms + width_ms + 1
+    return lo, hi
 
 
 def rollup_sql(schema: str, name: str, width_ms: int, t0: int, t1: int) -> str:
@@ -218,6 +311,7 @@ class PostgresStore:
 
         self.dsn = dsn
         self.schema = _check_ident(schema)
+        ensure_database(dsn)
         self.pool = ConnectionPool(dsn, min_size=1, max_size=pool_size, open=True,
                                    kwargs={"autocommit": False})
         self.timescale = self.detect_timescale() if timescale is None else timescale
@@ -233,10 +327,13 @@ class PostgresStore:
         self.close()
 
     def detect_timescale(self) -> bool:
-        """True when the timescaledb extension is installed or installable here."""
+        """True when TimescaleDB is usable here (installed in this database, or
+        creatable because the server preloads it); otherwise logs why not."""
         with self.pool.connection() as c:
-            row = c.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-            return bool(row and row[0])
+            support = timescale_support(c)
+        if not support.usable:
+            log.info("timescaledb %s: schema %s uses native partitions", support.value, self.schema)
+        return support.usable
 
     def create(self) -> None:
         with self.pool.connection() as c:
@@ -246,7 +343,25 @@ class PostgresStore:
                 c.execute(stmt)
 
     def drop(self) -> None:
+        """Drop the schema. Its policy jobs (aggregate refresh, compression) are
+        deleted first and their running workers awaited: dropping under a running
+        job deadlocks or fails with "tuple concurrently deleted"."""
         with self.pool.connection() as c:
+            if c.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+                jobs = c.execute("SELECT job_id, application_name FROM timescaledb_information.jobs "
+                                 "WHERE hypertable_schema = %s", (self.schema,)).fetchall()
+                for job_id, _ in jobs:
+                    c.execute("SELECT delete_job(%s)", (job_id,))  # also cancels a running worker
+                c.commit()
+                names = [name for _, name in jobs]
+                deadline = time.monotonic() + JOB_EXIT_WAIT_S
+                while names and time.monotonic() < deadline:
+                    running = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = ANY(%s)",
+                                        (names,)).fetchone()[0]
+                    c.commit()
+                    if not running:
+                        break
+                    time.sleep(0.05)
             c.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
         self._partitions.clear()
 
@@ -335,12 +450,30 @@ class PostgresStore:
                     c.commit()
                     c.autocommit = True
                     try:
-                        c.execute(f"CALL refresh_continuous_aggregate('{self.schema}.{name}', "
-                                  f"{(t0 - 1) // width * width}, {((t1 - 1) // width + 1) * width})")
+                        self._refresh_aggregate(c, name, *refresh_window(width, t0, t1))
                     finally:
                         c.autocommit = False
                 else:
                     c.execute(rollup_sql(self.schema, name, width, t0, t1))
+
+    def _refresh_aggregate(self, c: Any, name: str, lo: int, hi: int) -> None:
+        """Refresh [lo, hi) of a continuous aggregate. TimescaleDB refuses a refresh
+        overlapping one in progress (its refresh policy job, another ingest) with
+        LockNotAvailable instead of waiting, so poll until it is done."""
+        import psycopg
+
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        pause = 0.05
+        while True:
+            try:
+                c.execute(f"CALL refresh_continuous_aggregate('{self.schema}.{name}', {lo}, {hi})")
+                return
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.debug("%s.%s: a concurrent refresh is running; retrying", self.schema, name)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def ingest_audit(self, frame: pd.DataFrame) -> int:
         """Audit rows (``AuditLog.frame()`` / ``read_audit``) -> ``audit``; idempotent."""
@@ -509,5 +642,6 @@ def load_asset_ctxs_pg(store: PostgresStore, symbols: list[str] | None = None, s
     return f.astype({"ts_exch": "int64", "ts_src": "int64"}) if len(f) else empty_frame()
 
 
-__all__ = ["PostgresStore", "schema_sql", "partition_sql", "rollup_sql", "load_market_from_config",
+__all__ = ["PostgresStore", "schema_sql", "partition_sql", "rollup_sql", "refresh_window", "ensure_database",
+           "TimescaleSupport", "timescale_support", "load_market_from_config",
            "binary_copy_payload", "parse_binary_copy", "IngestReport", "COLUMNS", "L2_DEPTH"]

@@ -8,7 +8,7 @@ consumer name) or claimed by a peer, and the tables' primary keys turn a
 second write of the same row into a no-op.
 
     python -m hlquant.storage.writer --symbols BTC,ETH --redis redis://127.0.0.1:6379/0 \\
-        --namespace hlq --dsn postgresql://postgres@127.0.0.1:5432/postgres --schema hlquant
+        --namespace hlq --dsn postgresql://postgres@127.0.0.1:5432/hlquant --schema hlquant
 """
 
 from __future__ import annotations
