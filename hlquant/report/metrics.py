@@ -57,6 +57,14 @@ class RunArtifacts:
         )
 
 
+def _annualized(total_return: float, years: float) -> float:
+    """Compound annual return; a short run can compound past a float (then +inf)."""
+    try:
+        return (1 + total_return) ** (1 / years) - 1
+    except OverflowError:
+        return math.inf
+
+
 def periods_per_year(index: pd.DatetimeIndex) -> float:
     """Annualization factor from the median sampling step of the equity curve."""
     if len(index) < 2:
@@ -103,7 +111,7 @@ def build_report(art: RunArtifacts) -> pd.Series:
     return pd.Series(
         {
             "total_return": total_return,
-            "annual_return": (1 + total_return) ** (1 / years) - 1 if years > 0 and final > 0 else 0.0,
+            "annual_return": _annualized(total_return, years) if years > 0 and final > 0 else 0.0,
             "annual_volatility": sd * math.sqrt(ppy),
             "sharpe": sharpe,
             "sortino": sortino,

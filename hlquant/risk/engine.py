@@ -33,6 +33,8 @@ class RiskConfig:
     - max_gross_exposure (150_000): cap on the sum of |position notional|.
     - max_leverage (3.0): cap on gross exposure / equity.
     - min_order_notional (10.0): smaller deltas are not sent (Hyperliquid's minimum is $10).
+    - fee_rate_bound (0.0005): the highest fee rate an order may pay, taken off equity before
+      the leverage limit (Hyperliquid's base taker fee is 0.045%).
     - max_order_notional (50_000): one order's notional is clipped to this.
     - max_orders_per_s (5.0) / order_burst (20): order-rate token bucket (event time).
     - max_price_age_ms (500): an order needs a price no older than this.
@@ -48,6 +50,7 @@ class RiskConfig:
     max_gross_exposure: float = 150_000.0
     max_leverage: float = 3.0
     min_order_notional: float = 10.0
+    fee_rate_bound: float = 0.0005
     max_order_notional: float = 50_000.0
     max_orders_per_s: float = 5.0
     order_burst: int = 20
@@ -67,6 +70,8 @@ class RiskConfig:
             raise ValueError(f"risk.max_drawdown must be in (0, 1], got {self.max_drawdown}")
         if self.min_order_notional < 0:
             raise ValueError("risk.min_order_notional must be >= 0")
+        if not 0 <= self.fee_rate_bound < 0.1:
+            raise ValueError(f"risk.fee_rate_bound must be in [0, 0.1), got {self.fee_rate_bound!r}")
         object.__setattr__(self, "rules", tuple(self.rules or ()))
 
 
@@ -96,6 +101,15 @@ def load_rules(paths: tuple[str, ...]) -> list[Callable[[RuleContext], str | Non
             raise ValueError(f"risk.rules: cannot import {path!r}: {e}") from None
         out.append(fn)
     return out
+
+
+def _worst_side(pos: float, buys: float, sells: float, ro_buys: float, ro_sells: float) -> tuple[float, float]:
+    """(long, short) exposure in coins if every open order on that side fills and none on
+    the other does -- except reduce-only ones, which may take away the position that
+    offsets it (they fill first in the worst case)."""
+    long_ = buys + (pos if pos > 0 else -max(-pos - ro_buys, 0.0))
+    short = sells + (-pos if pos < 0 else -max(pos - ro_sells, 0.0))
+    return long_, short
 
 
 def invalid_intent(it: Intent, assets: Mapping[str, object]) -> str:
@@ -230,6 +244,54 @@ class RiskEngine:
             return self._decide(intent, RiskCode.REDUCE_ONLY_INCREASES, "reduce-only order would increase position")
         return self._check_and_send(intent, intent.symbol, current, delta, "order", explicit=True)
 
+    def _worst_px(self, symbol: str, side: int, ref: float, intent: Intent, explicit: bool,
+                  reduce_only: bool) -> tuple[float | None, float]:
+        """(limit price of the order to send, highest price it can fill at). A buy fills at
+        its limit or lower. A sell fills at its limit or higher, but a taker sell fills at
+        the bid, which a fresh reference price (max_price_age_ms) plus the market cap bounds;
+        a resting sell fills at its own price."""
+        px, trig = (intent.px, intent.trigger_px) if explicit else (None, None)
+        if trig is not None:
+            trig = self.router.assets[symbol].round_price(trig)  # as the router will send it
+        lim, tif = self.router.limit_price(symbol, side, ref, px, intent.tif if px is not None else None,
+                                           trig, reduce_only)
+        base = trig if trig is not None else ref
+        cap = self.router.config.market_slippage_cap
+        if side > 0 or (tif == Tif.ALO and lim is not None):  # post-only: fills at its own price
+            return lim, lim if lim is not None else base * (1 + cap)
+        return lim, max(lim or 0.0, base * (1 + cap))
+
+    def _room(self, symbol: str, side: int, px_hi: float, ref: float, lim: float | None,
+              want: float) -> tuple[float, str, float]:
+        """How much of an order of ``want`` coins on ``side`` the limits allow, and the
+        binding limit. Worst case: the order and every open order on its side fill, none on
+        the other side does, at the highest price this order can fill at; other symbols at
+        their marks with their open orders filled; equity after this order's worst slippage
+        and fee. Returns (allowed coins, binding limit, exposure before in coins)."""
+        cfg = self.config
+        # the position's notional is measured at the last fill: the highest price any order
+        # that can add to this side may fill at
+        px_hi = max(px_hi, self.router.pending_px_max(symbol, side))
+        before = _worst_side(self.portfolio.position(symbol), *self.router.pending_sides(symbol))[
+            0 if side > 0 else 1]  # worst exposure on this side in coins, signed (< 0: the other side)
+        others = 0.0
+        for s in set(self.portfolio.positions) | set(self.router.symbols_open()):
+            if s == symbol:
+                continue
+            long_, short = _worst_side(self.portfolio.position(s), *self.router.pending_sides(s))
+            others += max(long_, short, 0.0) * self.portfolio.marks.get(s, 0.0)
+        worst_fill = lim if lim is not None else px_hi
+        cost = want * (abs(worst_fill - ref) + px_hi * cfg.fee_rate_bound)
+        equity = max(self.portfolio.equity() - cost, 0.0)
+        caps = {
+            "max_notional_per_symbol": cfg.max_notional_per_symbol / px_hi,
+            "max_gross_exposure": (cfg.max_gross_exposure - others) / px_hi,
+            "max_leverage": (cfg.max_leverage * equity - others) / px_hi,
+        }
+        name, cap = min(caps.items(), key=lambda kv: kv[1])
+        allowed = max(cap, max(before, 0.0)) - before  # past a limit already: only the reducing part
+        return max(allowed, 0.0), name, before
+
     def _check_and_send(
         self,
         intent: Intent,
@@ -242,47 +304,40 @@ class RiskEngine:
         cfg = self.config
         if self.killed:
             return self._decide(intent, RiskCode.KILL_SWITCH, f"kill switch: {self.kill_reason}")
-        px = self._fresh_price(symbol)
-        if px is None:
+        ref = self._fresh_price(symbol)
+        if ref is None:
             self.dirty.add(symbol)
             return self._decide(intent, RiskCode.STALE_PRICE, "stale price: no price within max_price_age_ms")
-        if abs(delta) * px < max(cfg.min_order_notional, 1e-12):
+        if abs(delta) * ref < max(cfg.min_order_notional, 1e-12):
             return self._decide(intent, RiskCode.BELOW_MIN_NOTIONAL,
                                 f"no-op: {reason}, change below min order notional")
-        new = current + delta
-        reducing = abs(new) <= abs(current) + 1e-12 and (new == 0 or (new > 0) == (current > 0))
+        side = 1 if delta > 0 else -1
+        reduce_only = abs(current + delta) <= abs(current) + 1e-12 and (current + delta) * current >= 0
+        reduce_only = reduce_only or (explicit and intent.reduce_only)
+        lim, px_hi = self._worst_px(symbol, side, ref, intent, explicit, reduce_only)
         notes = [reason]
         binding = ""
-        if not reducing:
-            # largest |new| allowed by each limit, in coins
-            others = sum(
-                abs(self.portfolio.notional(s)) for s in self.portfolio.positions if s != symbol
-            )
-            equity = self.portfolio.equity()
-            caps = {
-                "max_notional_per_symbol": cfg.max_notional_per_symbol / px,
-                "max_gross_exposure": max(0.0, cfg.max_gross_exposure - others) / px,
-                "max_leverage": max(0.0, cfg.max_leverage * max(equity, 0.0) - others) / px,
-            }
-            lim_name, lim = min(caps.items(), key=lambda kv: kv[1])
-            if abs(new) > lim + 1e-12:
+        want = abs(delta)
+        if not (explicit and intent.reduce_only):  # a reduce-only order can never add exposure
+            allowed, lim_name, before = self._room(symbol, side, px_hi, ref, lim, want)
+            if want > allowed + 1e-12 and before + want > max(before, 0.0) + 1e-12:
                 if not cfg.clip:
-                    return self._decide(intent, RiskCode.LIMIT, f"limit {lim_name}: |{new:.6g}| > {lim:.6g}",
-                                        limit=lim_name)
-                new = math.copysign(lim, new)
-                delta = new - current
+                    return self._decide(intent, RiskCode.LIMIT, f"limit {lim_name}: {want:.6g} > {allowed:.6g} "
+                                        f"at a worst fill of {px_hi:.6g}", limit=lim_name)
+                want = allowed
                 notes.append(f"clipped by {lim_name}")
                 binding = lim_name
-                if abs(delta) * px < cfg.min_order_notional:
+                if want * ref < cfg.min_order_notional:
                     return self._decide(intent, RiskCode.NO_ROOM, f"limit {lim_name}: no room", limit=lim_name)
-        if abs(delta) * px > cfg.max_order_notional:
-            delta = math.copysign(cfg.max_order_notional / px, delta)
+        if want * px_hi > cfg.max_order_notional:
+            want = cfg.max_order_notional / px_hi
             notes.append("clipped by max_order_notional")
             binding = binding or "max_order_notional"
             if not explicit:
                 self.dirty.add(symbol)  # finish the move on a later price
+        delta = side * want
         for rule in self.rules:
-            why = rule(RuleContext(intent, symbol, current, delta, px, self.clock.now_ms(),
+            why = rule(RuleContext(intent, symbol, current, delta, ref, self.clock.now_ms(),
                                    self.portfolio.equity(), self))
             if why:
                 name = getattr(rule, "__name__", "rule")
@@ -290,23 +345,41 @@ class RiskEngine:
         if not self.bucket.take(1, self.clock.now_ms()):
             self.dirty.add(symbol)
             return self._decide(intent, RiskCode.RATE_LIMIT, "order rate limit")
-        reduce_only = abs(current + delta) <= abs(current) + 1e-12 and (current + delta) * current >= 0
         if explicit:
             req = self.router.order_for(
-                intent.intent_id, intent.agent, symbol, delta, px, reduce_only or intent.reduce_only,
+                intent.intent_id, intent.agent, symbol, delta, ref, reduce_only,
                 px=intent.px, tif=intent.tif if intent.px is not None else None,
                 trigger_px=intent.trigger_px, tpsl=intent.tpsl,
             )
         else:
             # a netted target is not sent reduce-only: "reducing" is judged against position +
             # pending orders, which the exchange does not see yet; the limits above still bind
-            req = self.router.order_for(intent.intent_id, intent.agent, symbol, delta, px, False)
+            req = self.router.order_for(intent.intent_id, intent.agent, symbol, delta, ref, False)
         if req is None:
             return self._decide(intent, RiskCode.ROUNDS_TO_ZERO, "no-op: size rounds to zero lot")
         d = self._decide(intent, RiskCode.APPROVED, "; ".join(notes), float(req.size * int(req.side)),
                          binding)
         self.router.send(req, mergeable=not explicit)
+        if req.reduce_only:
+            self._fit_side(symbol, int(req.side), ref)
         return d
+
+    def _fit_side(self, symbol: str, side: int, ref: float) -> None:
+        """A reduce-only order may fill first and take away the position that offset open
+        orders on its own side (a reduce-only sell closes the long that a pending sell was
+        partly closing); if their worst case now exceeds the per-symbol limit, the newest of
+        them are cancelled until it fits."""
+        long_, short = _worst_side(self.portfolio.position(symbol), *self.router.pending_sides(symbol))
+        worst = long_ if side > 0 else short
+        cap = self.router.config.market_slippage_cap
+        open_ = sorted((o for o in self.router.open.values() if o.req.symbol == symbol and
+                        not o.req.reduce_only and int(o.req.side) == side), key=lambda o: o.req.ts_exch)
+        px_hi = max([o.req.px or 0.0 for o in open_] + [ref * (1 + cap)])
+        limit = self.config.max_notional_per_symbol / px_hi
+        while worst > limit + 1e-12 and open_:
+            o = open_.pop()
+            self.router.cancel(o.req.cloid, "risk: reduce-only order would leave it past max_notional_per_symbol")
+            worst -= o.remaining
 
     # --- heartbeats ----------------------------------------------------------
     def check_heartbeats(self, now: int) -> list[HeartbeatLoss]:

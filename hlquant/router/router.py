@@ -46,10 +46,15 @@ class RouterConfig:
     """Router settings.
 
     - name ("router-0"): replica id, the owner recorded on claimed cloids.
-    - exec_style ("market"): how target deltas are executed: ``market`` (IOC, no limit
-      price; the venue caps slippage), ``limit`` (IOC limit at reference price
-      ± limit_offset_bps) or ``passive`` (ALO at the reference price, rests).
+    - exec_style ("market"): how target deltas are executed: ``market`` (an IOC limit at
+      the reference price ± market_slippage_cap: the exchange has no market orders),
+      ``limit`` (IOC limit at reference price ± limit_offset_bps) or ``passive`` (ALO at
+      the reference price, rests).
     - limit_offset_bps (10.0): aggressiveness of ``limit`` orders.
+    - market_slippage_cap (0.05): how far from the reference price a market order may fill
+      (its IOC limit), and the limit of a stop that opens or adds to a position (a
+      stop-limit at trigger ± cap). Every order the router sends carries a limit price, so
+      the risk engine knows the worst price each order can fill at.
     - claim_ttl_ms (7 days): how long a claimed cloid blocks a resend.
     - max_batch (40): orders per venue call (Hyperliquid weight 1 + floor(n/40)).
     - orders_per_s (50.0) / burst (100): token bucket on orders sent; orders
@@ -65,6 +70,7 @@ class RouterConfig:
     name: str = "router-0"
     exec_style: str = "market"
     limit_offset_bps: float = 10.0
+    market_slippage_cap: float = 0.05
     claim_ttl_ms: int = 7 * 24 * 3600 * 1000
     max_batch: int = 40
     orders_per_s: float = 50.0
@@ -75,6 +81,8 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if self.exec_style not in ("market", "limit", "passive"):
             raise ValueError(f"router.exec_style must be market, limit or passive, not {self.exec_style!r}")
+        if not 0 < self.market_slippage_cap < 1:
+            raise ValueError(f"router.market_slippage_cap must be in (0, 1), got {self.market_slippage_cap!r}")
 
 
 @dataclass(slots=True)
@@ -135,6 +143,62 @@ class OrderRouter:
         venue.add_listener(self.on_venue_event)
 
     # --- building orders ---------------------------------------------------
+    def limit_price(self, symbol: str, side: int, ref_px: float, px: float | None = None,
+                    tif: Tif | None = None, trigger_px: float | None = None,
+                    reduce_only: bool = False) -> tuple[float | None, Tif]:
+        """(limit price, tif) of the order the router sends for ``side`` (+1 buy, -1 sell).
+        An explicit price is kept (on the tick grid); a market order becomes an IOC limit
+        at ref ± market_slippage_cap; a stop that can open or add to a position becomes a
+        stop-limit at trigger ± cap; a reduce-only stop stays a market stop (None)."""
+        spec = self.assets[symbol]
+        cfg = self.config
+        if px is not None:
+            return spec.round_price(px), tif if tif is not None else Tif.GTC
+        if trigger_px is not None:
+            if reduce_only:
+                return None, Tif.GTC
+            return spec.round_price(trigger_px * (1 + cfg.market_slippage_cap * side)), Tif.GTC
+        if cfg.exec_style == "limit":
+            return spec.round_price(ref_px * (1 + cfg.limit_offset_bps * 1e-4 * side)), Tif.IOC
+        if cfg.exec_style == "passive":
+            return spec.round_price(ref_px), Tif.ALO
+        return spec.round_price(ref_px * (1 + cfg.market_slippage_cap * side)), Tif.IOC
+
+    def symbols_open(self) -> set[str]:
+        """Symbols with open orders."""
+        return {o.req.symbol for o in self.open.values()}
+
+    def pending_px_max(self, symbol: str, side: int) -> float:
+        """Highest limit price among open orders on ``symbol`` and ``side`` that can add
+        exposure (0.0 when there are none): the worst price they can fill at (buys)."""
+        cap = self.config.market_slippage_cap
+        out = 0.0
+        for o in self.open.values():
+            r = o.req
+            if r.symbol == symbol and not r.reduce_only and int(r.side) == side:
+                px = r.px if r.px is not None else (r.trigger_px or 0.0) * (1 + cap * side)
+                out = max(out, px)
+        return out
+
+    def pending_sides(self, symbol: str) -> tuple[float, float, float, float]:
+        """Sizes of open orders on ``symbol`` (triggers included): (buy, sell) that could add
+        exposure if they filled, and (reduce-only buy, reduce-only sell)."""
+        buy = sell = ro_buy = ro_sell = 0.0
+        for o in self.open.values():
+            r = o.req
+            if r.symbol != symbol:
+                continue
+            if r.reduce_only:
+                if r.side > 0:
+                    ro_buy += o.remaining
+                else:
+                    ro_sell += o.remaining
+            elif r.side > 0:
+                buy += o.remaining
+            else:
+                sell += o.remaining
+        return buy, sell, ro_buy, ro_sell
+
     def order_for(
         self,
         intent_id: str,
@@ -155,23 +219,13 @@ class OrderRouter:
         sz = spec.round_size(abs(size))
         if sz <= 0:
             return None
-        if px is None and tif is None:
-            style = self.config.exec_style
-            if style == "limit":
-                off = self.config.limit_offset_bps * 1e-4
-                px, tif = spec.round_price(ref_px * (1 + off * int(side))), Tif.IOC
-            elif style == "passive":
-                px, tif = spec.round_price(ref_px), Tif.ALO
-            else:
-                tif = Tif.IOC
-        elif px is not None:
-            px = spec.round_price(px)
         if trigger_px is not None:
             trigger_px = spec.round_price(trigger_px)
+        px, tif = self.limit_price(symbol, int(side), ref_px, px, tif, trigger_px, reduce_only)
         now = self.clock.now_ms()
         return OrderRequest(
-            now, now, cloid_for(intent_id, leg), intent_id, agent, symbol, side, sz, px,
-            tif if tif is not None else Tif.GTC, reduce_only, trigger_px, tpsl,
+            now, now, cloid_for(intent_id, leg), intent_id, agent, symbol, side, sz, px, tif,
+            reduce_only, trigger_px, tpsl,
         )
 
     def send(self, req: OrderRequest, mergeable: bool = False) -> bool:
@@ -242,10 +296,19 @@ class OrderRouter:
         return ack
 
     def cancel(self, cloid: str, reason: str) -> None:
+        """Cancel an order: one still queued here is simply not sent (reported CANCELED);
+        one at the venue gets a cancel request with the next flush."""
         o = self.open.get(cloid)
         if o is None:
             return
         now = self.clock.now_ms()
+        if o.req in self._queue:
+            self._queue.remove(o.req)
+            self._mergeable.discard(cloid)
+            self.idem.mark(cloid, "DROPPED")
+            self._on_order_ack(OrderAck(now, now, cloid, o.req.symbol, OrderStatus.CANCELED,
+                                        error=f"not sent: {reason}"))
+            return
         self._cancels.append(CancelRequest(now, now, o.req.symbol, cloid, o.oid, reason))
 
     def cancel_agent(self, agent: str, reason: str) -> list[str]:
@@ -273,15 +336,9 @@ class OrderRouter:
     def drop_queued(self, reason: str) -> list[str]:
         """Forget queued orders that were never sent (a stop): each is reported CANCELED
         with ``reason`` and its cloid marked, so nothing sends it later."""
-        now = self.clock.now_ms()
-        dropped = []
-        for req in self._queue:
-            self._mergeable.discard(req.cloid)
-            self.idem.mark(req.cloid, "DROPPED")
-            self._on_order_ack(OrderAck(now, now, req.cloid, req.symbol, OrderStatus.CANCELED,
-                                        error=f"not sent: {reason}"))
-            dropped.append(req.cloid)
-        self._queue = []
+        dropped = [req.cloid for req in self._queue]
+        for cloid in dropped:
+            self.cancel(cloid, reason)
         return dropped
 
     def keep_switch_armed(self, now: int) -> None:

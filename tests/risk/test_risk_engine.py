@@ -57,8 +57,9 @@ def test_limits_clip_and_reject(recording_venue):
     eng, bb, *_ = make(recording_venue, max_notional_per_symbol=20_000.0)
     clock = eng.clock
     eng.on_price("ETH", 2_000.0, clock.t)
-    d = post(eng, bb, "a", "ETH", 50.0, clock.t)  # 100k > 20k: clipped to 10 ETH
-    assert d.approved and d.order_size == pytest.approx(10.0)
+    d = post(eng, bb, "a", "ETH", 50.0, clock.t)  # 100k > 20k: clipped at the worst fill price
+    worst = 2_000.0 * 1.05  # a market order's IOC limit: reference + market_slippage_cap
+    assert d.approved and d.order_size == pytest.approx(20_000.0 / worst, abs=1e-4)
     assert d.approved and d.limit == "max_notional_per_symbol"
     eng2, bb2, *_ = make(recording_venue, max_notional_per_symbol=20_000.0, clip=False)
     eng2.on_price("ETH", 2_000.0, eng2.clock.t)
@@ -71,7 +72,9 @@ def test_leverage_and_gross_exposure(recording_venue):
                                                  max_notional_per_symbol=1e9, max_order_notional=1e9)
     eng.on_price("BTC", 100_000.0, clock.t)
     d = post(eng, bb, "a", "BTC", 1.0, clock.t)  # 100k notional on 100k equity > 0.5x
-    assert d.approved and d.order_size == pytest.approx(0.5)
+    worst = 105_000.0  # the IOC limit the order carries
+    equity_after = 100_000.0 - 1.0 * (worst - 100_000.0 + worst * 0.0005)  # its worst slippage and fee
+    assert d.approved and d.order_size == pytest.approx(0.5 * equity_after / worst, abs=1e-5)
     assert d.approved and d.limit == "max_leverage"
 
 

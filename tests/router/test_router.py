@@ -74,7 +74,11 @@ def test_exec_styles_price_orders_on_the_tick(recording_venue):
     assert p.tif == Tif.ALO and p.px == 151.23
     m = OrderRouter(recording_venue, InMemoryIdempotencyStore(), clock, AuditLog(None, "t")).order_for(
         "z", "a", "SOL", 3.0, 151.2)
-    assert m.px is None and m.tif == Tif.IOC
+    assert m.px == 158.76 and m.tif == Tif.IOC  # an IOC limit at 151.2 * (1 + market_slippage_cap)
+    stop = r.order_for("s", "a", "SOL", 3.0, 151.2, trigger_px=160.0, tpsl="sl")  # a stop that opens
+    assert stop.px == 168.0 and stop.trigger_px == 160.0  # a stop-limit at trigger + cap
+    exit_stop = r.order_for("e", "a", "SOL", -3.0, 151.2, reduce_only=True, trigger_px=140.0, tpsl="sl")
+    assert exit_stop.px is None  # a reduce-only stop stays a market stop: it must get out
     assert r.order_for("tiny", "a", "BTC", 0.000001, 1e5) is None
 
 

@@ -544,12 +544,7 @@ class SimVenue:
                 for o in hits:
                     if left <= 0:
                         break
-                    q = min(o.remaining, left)
-                    self._fill(o, o.req.px, q, ts, maker=True)
-                    left -= q
-                    if o.remaining <= 0:
-                        self._finish(o)
-                        self._emit(o.ack(ts))
+                    left -= self._maker_fill(o, min(o.remaining, left), ts)
         if self._pos[symbol].size:
             self._check_liquidation(ts, symbol)
 
@@ -565,9 +560,7 @@ class SimVenue:
                 lim = od.req.px
                 hit = (l < lim or (touch and l == lim)) if od.sign > 0 else (h > lim or (touch and h == lim))
                 if hit:
-                    self._fill(od, lim, od.remaining, ts, maker=True)
-                    self._finish(od)
-                    self._emit(od.ack(ts))
+                    self._maker_fill(od, od.remaining, ts)
         if self._pos[symbol].size:
             self._check_liquidation(ts, symbol)
 
@@ -615,9 +608,25 @@ class SimVenue:
         for o in list(self._resting[symbol]):
             lim = o.req.px
             if (o.sign > 0 and ask == ask and ask < lim) or (o.sign < 0 and bid == bid and bid > lim):
-                self._fill(o, lim, o.remaining, ts, maker=True)
-                self._finish(o)
-                self._emit(o.ack(ts))
+                self._maker_fill(o, o.remaining, ts)
+
+    def _maker_fill(self, o: _Order, qty: float, ts: int) -> float:
+        """Fill ``qty`` of a resting order at its own price; returns the size filled. A
+        reduce-only order fills only as far as it still reduces the position; what is left
+        is cancelled (Hyperliquid's ``reduceOnlyCanceled``), never turned into new exposure."""
+        if o.req.reduce_only:
+            pos = self._pos[o.req.symbol].size
+            room = abs(pos) if pos and (pos > 0) != (o.sign > 0) else 0.0
+            qty = min(qty, room)
+        if qty > 1e-12:
+            self._fill(o, o.req.px, qty, ts, maker=True)
+        if o.remaining <= 1e-12:
+            self._finish(o)
+            self._emit(o.ack(ts))
+        elif o.req.reduce_only and self._pos[o.req.symbol].size * o.sign >= 0:  # nothing left to reduce
+            self._close(o, OrderStatus.CANCELED)
+            self._emit(o.ack(ts, error="reduceOnlyCanceled"))
+        return max(qty, 0.0)
 
     def _check_triggers(self, symbol: str, ts: int, low: float, high: float, open_px: float | None = None) -> None:
         tl = self._triggers[symbol]
