@@ -8,6 +8,7 @@ directly. Nothing else reads the config's component groups.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from hlquant.agents.base import Agent
 from hlquant.config.build import build_agents, make_dataclass, to_dict
 from hlquant.config.live import LiveConfig
 from hlquant.core.errors import ConfigError
+from hlquant.hyperliquid.endpoints import Endpoints, resolve_endpoints
 from hlquant.risk.engine import RiskConfig
 from hlquant.router.router import RouterConfig
 from hlquant.venues.sim import SimVenueConfig
@@ -52,6 +54,10 @@ class KernelSpec:
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise ConfigError(f"agent names must be unique, got {names}")
+
+    def endpoints(self) -> Endpoints:
+        """The exchange's REST and WebSocket URLs, mainnet derived from them (``live.*``)."""
+        return resolve_endpoints(dataclasses.asdict(self.live))
 
     @property
     def symbols(self) -> list[str]:

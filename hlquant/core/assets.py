@@ -27,9 +27,19 @@ class AssetSpec:
         return 6 - self.sz_decimals
 
     def round_size(self, sz: float) -> float:
-        """Round a size down (towards zero) to the lot size."""
+        """Round a size down (towards zero) to the lot size, decimal-exactly.
+
+        A size already on the lot grid comes back unchanged (650.81 BTC stays
+        650.81, not 650.80999): it is snapped to the nearest whole number of lots
+        when within float noise of it (1e-9 lot, or 1e-15 relative at large
+        magnitudes), and ``lots / 10**d`` is the float nearest to that decimal,
+        the same float the literal parses to."""
         q = 10.0**self.sz_decimals
-        return math.floor(abs(sz) * q + 1e-9) / q * (1.0 if sz >= 0 else -1.0)
+        x = abs(sz) * q
+        n = round(x)
+        if abs(x - n) > 1e-9 + x * 1e-15:
+            n = math.floor(x)
+        return n / q * (1.0 if sz >= 0 else -1.0)
 
     def round_price(self, px: float) -> float:
         """Nearest valid price: 5 significant figures and ``6 - szDecimals`` decimals.

@@ -16,12 +16,13 @@ import requests
 
 from hlquant.core.assets import AssetSpec
 from hlquant.core.errors import ExchangeError, RateLimitError
-from hlquant.core.events import Candle, Fill, FundingRate
+from hlquant.core.events import Candle, ErrorCode, Fill, FundingPayment, FundingRate
 from hlquant.hyperliquid import normalize as nz
+from hlquant.hyperliquid.endpoints import MAINNET_URL, TESTNET_URL  # noqa: F401 (re-exported)
+from hlquant.hyperliquid.errors import UnavailableError, UnknownOutcomeError
 from hlquant.hyperliquid.limits import WeightLimiter, info_weight, items_weight
+from hlquant.hyperliquid.normalize import FrontendOrder, HistoricalOrder, PortfolioPeriod
 
-MAINNET_URL = "https://api.hyperliquid.xyz"
-TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
 CANDLE_PAGE = 5000
 INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "8h": 28_800_000,
@@ -30,6 +31,10 @@ INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m"
 
 @dataclass(frozen=True)
 class PositionInfo:
+    """One position of ``clearinghouseState``. ``leverage_type`` is "cross" or
+    "isolated"; for an isolated position ``raw_usd`` is its USDC balance as the
+    exchange reports it (its value is ``raw_usd + size x mark``), else 0."""
+
     coin: str
     size: float
     entry_px: float
@@ -37,6 +42,8 @@ class PositionInfo:
     margin_used: float
     leverage: int
     liquidation_px: float | None
+    leverage_type: str = "cross"
+    raw_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,24 @@ class InfoClient:
         t = body.get("type", "")
         self.limiter.acquire(info_weight(t))
         self.requests += 1
-        r = self.session.post(self.base_url + "/info", json=body, timeout=self.timeout)
+        try:
+            r = self.session.post(self.base_url + "/info", json=body, timeout=self.timeout)
+        except requests.ConnectTimeout as e:
+            raise UnavailableError(f"info {t}: cannot connect to {self.base_url}: {e}") from e
+        except requests.RequestException as e:
+            raise UnknownOutcomeError(f"info {t}: no reply: {e}") from e
         if r.status_code == 429:
             self.limiter.penalize()
             raise RateLimitError(f"info {t}: rate limited (429)", 429)
+        if r.status_code >= 500:
+            raise UnknownOutcomeError(f"info {t}: HTTP {r.status_code}: {r.text[:300]}", r.status_code)
         if r.status_code >= 400:
-            raise ExchangeError(f"info {t}: HTTP {r.status_code}: {r.text[:300]}", r.status_code)
-        out = r.json()
+            raise ExchangeError(f"info {t}: HTTP {r.status_code}: {r.text[:300]}", r.status_code,
+                                ErrorCode.BAD_REQUEST)
+        try:
+            out = r.json()
+        except ValueError as e:
+            raise UnknownOutcomeError(f"info {t}: unreadable reply: {r.text[:300]}", r.status_code) from e
         if isinstance(out, list):
             extra = items_weight(t, len(out))
             if extra:
@@ -159,10 +177,12 @@ class InfoClient:
         for ap in d.get("assetPositions", []):
             p = ap["position"]
             liq = p.get("liquidationPx")
+            lev = p.get("leverage") or {}
             positions[p["coin"]] = PositionInfo(p["coin"], float(p["szi"]), float(p.get("entryPx") or 0.0),
                                                 float(p.get("unrealizedPnl", 0.0)), float(p.get("marginUsed", 0.0)),
-                                                int((p.get("leverage") or {}).get("value", 1)),
-                                                float(liq) if liq is not None else None)
+                                                int(lev.get("value", 1)),
+                                                float(liq) if liq is not None else None,
+                                                str(lev.get("type", "cross")), float(lev.get("rawUsd") or 0.0))
         ms = d["marginSummary"]
         return AccountInfo(float(ms["accountValue"]), float(ms["totalMarginUsed"]),
                            float(d.get("withdrawable", 0.0)), positions, int(d.get("time", 0)))
@@ -182,6 +202,26 @@ class InfoClient:
             body["endTime"] = end
         recv = _now()
         return [nz.fill(f, recv) for f in self.post(body)]
+
+    def frontend_open_orders(self, user: str) -> list[FrontendOrder]:
+        """Open orders with their trigger details and tp/sl children."""
+        return [nz.frontend_order(o) for o in self.post({"type": "frontendOpenOrders", "user": user})]
+
+    def historical_orders(self, user: str) -> list[HistoricalOrder]:
+        """The most recent orders (up to 2,000) with their final or current status."""
+        return [nz.historical_order(h) for h in self.post({"type": "historicalOrders", "user": user})]
+
+    def user_funding(self, user: str, start: int, end: int | None = None) -> list[FundingPayment]:
+        """Funding payments of the account in [start, end] (REST rows nest them under ``delta``)."""
+        body: dict[str, Any] = {"type": "userFunding", "user": user, "startTime": start}
+        if end is not None:
+            body["endTime"] = end
+        recv = _now()
+        return [nz.user_funding(r, recv) for r in self.post(body)]
+
+    def portfolio(self, user: str) -> dict[str, PortfolioPeriod]:
+        """Account value and PnL history per window ("day", "week", "month", "allTime", "perpDay"...)."""
+        return nz.portfolio(self.post({"type": "portfolio", "user": user}))
 
     def order_status(self, user: str, oid: int | str) -> dict[str, Any] | None:
         """The order record (``{"order":..,"status":..}``) or None when unknown."""

@@ -173,3 +173,48 @@ class Signer:
         return f"Signer(agent={self.address}, account={self.account_address})"
 
     __str__ = __repr__
+
+
+# EIP-712 field lists of the user-signed actions (domain HyperliquidSignTransaction),
+# keyed by action type: (fields, primary type). The exchange recovers the signer
+# from exactly these; a missing or renamed field signs for a different address.
+_CHAIN = {"name": "hyperliquidChain", "type": "string"}
+USER_SIGNED_TYPES: dict[str, tuple[list[dict], str]] = {
+    "approveAgent": (APPROVE_AGENT_TYPES, "HyperliquidTransaction:ApproveAgent"),
+    "usdSend": ([_CHAIN, {"name": "destination", "type": "string"}, {"name": "amount", "type": "string"},
+                 {"name": "time", "type": "uint64"}], "HyperliquidTransaction:UsdSend"),
+    "spotSend": ([_CHAIN, {"name": "destination", "type": "string"}, {"name": "token", "type": "string"},
+                  {"name": "amount", "type": "string"}, {"name": "time", "type": "uint64"}],
+                 "HyperliquidTransaction:SpotSend"),
+    "withdraw3": ([_CHAIN, {"name": "destination", "type": "string"}, {"name": "amount", "type": "string"},
+                   {"name": "time", "type": "uint64"}], "HyperliquidTransaction:Withdraw"),
+    "usdClassTransfer": ([_CHAIN, {"name": "amount", "type": "string"}, {"name": "toPerp", "type": "bool"},
+                          {"name": "nonce", "type": "uint64"}], "HyperliquidTransaction:UsdClassTransfer"),
+    "sendAsset": ([_CHAIN, {"name": "destination", "type": "string"}, {"name": "sourceDex", "type": "string"},
+                   {"name": "destinationDex", "type": "string"}, {"name": "token", "type": "string"},
+                   {"name": "amount", "type": "string"}, {"name": "fromSubAccount", "type": "string"},
+                   {"name": "nonce", "type": "uint64"}], "HyperliquidTransaction:SendAsset"),
+    "approveBuilderFee": ([_CHAIN, {"name": "maxFeeRate", "type": "string"}, {"name": "builder", "type": "address"},
+                           {"name": "nonce", "type": "uint64"}], "HyperliquidTransaction:ApproveBuilderFee"),
+    "tokenDelegate": ([_CHAIN, {"name": "validator", "type": "address"}, {"name": "wei", "type": "uint64"},
+                       {"name": "isUndelegate", "type": "bool"}, {"name": "nonce", "type": "uint64"}],
+                      "HyperliquidTransaction:TokenDelegate"),
+    "convertToMultiSigUser": ([_CHAIN, {"name": "signers", "type": "string"}, {"name": "nonce", "type": "uint64"}],
+                              "HyperliquidTransaction:ConvertToMultiSigUser"),
+    "userDexAbstraction": ([_CHAIN, {"name": "user", "type": "address"}, {"name": "enabled", "type": "bool"},
+                            {"name": "nonce", "type": "uint64"}], "HyperliquidTransaction:UserDexAbstraction"),
+    "userSetAbstraction": ([_CHAIN, {"name": "user", "type": "address"}, {"name": "abstraction", "type": "string"},
+                            {"name": "nonce", "type": "uint64"}], "HyperliquidTransaction:UserSetAbstraction"),
+}
+
+
+def recover_user_action_signer(action: dict, signature: dict[str, Any]) -> str:
+    """Signer of a user-signed action, recovered from the action *as signed*: fields the
+    signer's client drops from the body after signing (the SDK removes an empty
+    ``agentName``) are restored to their signed default first."""
+    types, primary = USER_SIGNED_TYPES[action["type"]]
+    signed = dict(action)
+    for f in types:
+        if f["name"] not in signed and f["type"] == "string":
+            signed[f["name"]] = ""
+    return recover_user_signed_signer(signed, types, primary, signature)

@@ -16,13 +16,19 @@ _TIF = {Tif.GTC: "Gtc", Tif.IOC: "Ioc", Tif.ALO: "Alo"}
 TIF_FROM_WIRE = {v: k for k, v in _TIF.items()}
 
 
+_EIGHT = Decimal("1e-8")
+
+
 def float_to_wire(x: float) -> str:
-    s = f"{x:.8f}"
-    if abs(float(s) - x) >= 1e-12:
+    """The decimal string of ``x``: its shortest round-trip form rounded to 8 decimals,
+    trailing zeros stripped. The same string as the SDK's ``f"{x:.8f}"`` wherever that
+    is exact; above ~1e8 the SDK's 8 fixed decimals exceed a double's precision and
+    write 150722416.1 as "150722416.09999999" (off the lot grid), this does not."""
+    d = Decimal(repr(float(x))).quantize(_EIGHT)
+    if abs(float(d) - x) >= 1e-12:
         raise ValueError(f"float_to_wire would round {x!r}")
-    if s in ("-0.00000000", "-0"):
-        s = "0"
-    return f"{Decimal(s).normalize():f}"
+    s = f"{d.normalize():f}"
+    return "0" if s in ("-0", "0") else s
 
 
 def order_type_to_wire(tif: Tif | None, trigger: dict[str, Any] | None = None) -> dict[str, Any]:

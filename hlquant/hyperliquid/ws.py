@@ -11,7 +11,9 @@ What keeps a live feed honest:
   ``userFillsByTime`` from the last seen fill, de-duplicated by ``tid`` (the
   ``userFills`` snapshot after a resubscribe is de-duplicated the same way);
 - candles are emitted once, when closed (the channel repeats the open one);
-- a malformed or unexpected message is logged and counted, never fatal.
+- a frame never raises: a malformed or unexpected one is dropped, counted
+  (``bad_messages``) and logged at a bounded rate, and every price and size
+  the feed emits is a finite positive number.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections import OrderedDict
@@ -30,7 +33,19 @@ from websockets.asyncio.client import connect
 
 from hlquant.bus.base import EventBus
 from hlquant.connectors.base import Connector
-from hlquant.core.events import Event, Fill, FundingRate
+from hlquant.core.events import (
+    BBO,
+    BookSnapshot,
+    Candle,
+    Event,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    MarkPrice,
+    OrderAck,
+    OrderStatus,
+    Trade,
+)
 from hlquant.hyperliquid import normalize as nz
 from hlquant.hyperliquid.info import InfoClient
 
@@ -38,6 +53,37 @@ log = logging.getLogger(__name__)
 
 WELCOME = "Websocket connection established."
 MAX_TIDS = 100_000
+BAD_LOG_INTERVAL_S = 10.0
+IGNORED_CHANNELS = frozenset({"subscriptionResponse", "allMids", "post", "webData2", "activeAssetData",
+                              "userNonFundingLedgerUpdates", "notification"})
+
+
+def _ok(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+def sane(ev: Event) -> bool:
+    """Every price and size of a market or user event is finite and positive."""
+    if isinstance(ev, Trade):
+        return _ok(ev.px) and _ok(ev.sz)
+    if isinstance(ev, BookSnapshot):
+        return all(_ok(p) and _ok(q) for p, q in ev.bids) and all(_ok(p) and _ok(q) for p, q in ev.asks)
+    if isinstance(ev, BBO):
+        return _ok(ev.bid_px) and _ok(ev.bid_sz) and _ok(ev.ask_px) and _ok(ev.ask_sz)
+    if isinstance(ev, Candle):
+        return all(_ok(x) for x in (ev.open, ev.high, ev.low, ev.close)) and math.isfinite(ev.volume) \
+            and ev.volume >= 0
+    if isinstance(ev, MarkPrice):
+        return _ok(ev.mark_px) and (ev.oracle_px != ev.oracle_px or _ok(ev.oracle_px))
+    if isinstance(ev, FundingRate):
+        return math.isfinite(ev.rate) and math.isfinite(ev.premium)
+    if isinstance(ev, Fill):
+        return _ok(ev.px) and _ok(ev.sz) and math.isfinite(ev.fee) and math.isfinite(ev.closed_pnl)
+    if isinstance(ev, OrderAck):
+        return math.isfinite(ev.filled_sz) and ev.filled_sz >= 0
+    if isinstance(ev, FundingPayment):
+        return math.isfinite(ev.amount) and math.isfinite(ev.position) and math.isfinite(ev.rate)
+    return True
 
 
 def market_subscriptions(coins: Sequence[str], candle_interval: str | None = "1m",
@@ -97,6 +143,9 @@ class HyperliquidFeed(Connector):
         self._funding_hour: dict[str, int] = {}
         self._ws: Any = None
         self.connected = asyncio.Event()
+        self.bad_log_interval_s = BAD_LOG_INTERVAL_S
+        self._bad_logged_at = -math.inf
+        self._bad_suppressed = 0
 
     # ------------------------------------------------------------------ Connector API
     async def connect(self) -> Any:
@@ -111,15 +160,38 @@ class HyperliquidFeed(Connector):
         return ws
 
     def normalize(self, raw: Any) -> list[Event]:
-        """One frame (text or decoded dict) -> events. Raises ValueError on a bad shape."""
-        if isinstance(raw, (str, bytes)):
-            if raw == WELCOME:
+        """One frame (text, bytes or decoded dict) -> events. Never raises: a frame that
+        is not what the exchange sends is dropped, counted and logged (rate-bounded)."""
+        try:
+            evs = self._normalize(raw)
+        except Exception as e:  # any shape at all may arrive on the wire
+            self._bad(raw, e)
+            return []
+        if all(sane(ev) for ev in evs):
+            return evs
+        self._bad(raw, ValueError("non-finite or non-positive price or size"))
+        return [ev for ev in evs if sane(ev)]
+
+    def _bad(self, raw: Any, e: BaseException) -> None:
+        self.counters["bad_messages"] += 1
+        now = time.monotonic()
+        if now - self._bad_logged_at >= self.bad_log_interval_s:
+            more = f" (+{self._bad_suppressed} more since the last report)" if self._bad_suppressed else ""
+            log.warning("dropped a bad hyperliquid frame (%s: %s)%s: %.200r", type(e).__name__, e, more, raw)
+            self._bad_logged_at = now
+            self._bad_suppressed = 0
+        else:
+            self._bad_suppressed += 1
+
+    def _normalize(self, raw: Any) -> list[Event]:
+        if isinstance(raw, (str, bytes, bytearray)):
+            if raw == WELCOME or raw == WELCOME.encode():
                 return []
             msg = json.loads(raw)
         else:
             msg = raw
         if not isinstance(msg, dict) or "channel" not in msg:
-            raise ValueError(f"not a channel message: {str(raw)[:120]}")
+            raise ValueError("not a channel message")
         ch, d = msg["channel"], msg.get("data")
         recv = self.clock_ms()
         if ch == "l2Book":
@@ -134,35 +206,46 @@ class HyperliquidFeed(Connector):
         if ch == "activeAssetCtx":
             return self._ctx(d, recv)
         if ch == "orderUpdates":
+            if not isinstance(d, list):
+                raise ValueError("orderUpdates data is not a list")
             return [nz.order_update(u, recv) for u in d]
         if ch == "userFills":
-            return self._fills(d.get("fills", []), recv, snapshot=bool(d.get("isSnapshot")))
+            fills = d["fills"]
+            if not isinstance(fills, list):
+                raise ValueError("fills is not a list")
+            return self._fills(fills, recv, snapshot=bool(d.get("isSnapshot")))
         if ch == "user":
+            if not isinstance(d, dict):
+                raise ValueError("user event is not an object")
             out: list[Event] = []
             if "fills" in d:
-                out += self._fills(d["fills"], recv, snapshot=False)
+                out += self._fills(list(d["fills"]), recv, snapshot=False)
             if "funding" in d:
-                out.append(nz.user_funding(d["funding"], recv))
+                out.append(nz.user_funding({**d["funding"], "time": d["funding"].get("time", recv)}, recv))
+            if "nonUserCancel" in d:  # the exchange cancelled these orders (e.g. the dead man's switch)
+                out += [OrderAck(recv, recv, "", nz.text(c["coin"], "coin"), OrderStatus.CANCELED, int(c["oid"]))
+                        for c in d["nonUserCancel"]]
             return out
         if ch == "userFundings":
             if d.get("isSnapshot"):
                 return []
-            return [nz.user_funding(f, recv) for f in d.get("fundings", [])]
+            return [nz.user_funding(f, recv) for f in d["fundings"]]
         if ch == "pong":
             self.counters["pongs"] += 1
             return []
-        if ch in ("subscriptionResponse", "allMids", "post"):
+        if ch in IGNORED_CHANNELS:
             if ch == "subscriptionResponse":
                 self.counters["subscribed"] += 1
             return []
         if ch == "error":
             self.counters["errors"] += 1
-            log.warning("hyperliquid ws error: %s", d)
+            log.warning("hyperliquid ws error: %.300s", d)
             return []
         raise ValueError(f"unexpected channel {ch!r}")
 
     # ------------------------------------------------------------------ pieces
     def _candle(self, d: dict[str, Any], recv: int) -> list[Event]:
+        nz.candle(d, recv)  # refuse a malformed candle now, not when the next one closes it
         key = (d["s"], d["i"])
         prev = self._open_candle.get(key)
         self._open_candle[key] = d
@@ -175,17 +258,22 @@ class HyperliquidFeed(Connector):
         c = d["ctx"]
         hour = recv // 3_600_000
         last = self._funding_hour.get(d["coin"])
-        self._funding_hour[d["coin"]] = hour
         if last is not None and hour > last and c.get("funding") is not None:
-            oracle = float(c["oraclePx"]) if c.get("oraclePx") is not None else float("nan")
-            out.append(FundingRate(hour * 3_600_000, recv, d["coin"], float(c["funding"]),
-                                   float(c.get("premium") or 0.0), oracle))
+            oracle = nz.positive(c["oraclePx"], "oraclePx") if c.get("oraclePx") is not None else float("nan")
+            out.append(FundingRate(hour * 3_600_000, recv, d["coin"], nz.finite(c["funding"], "funding"),
+                                   nz.finite(c.get("premium") or 0.0, "premium"), oracle))
+        self._funding_hour[d["coin"]] = hour
         return out
 
     def _fills(self, fills: list[dict[str, Any]], recv: int, snapshot: bool) -> list[Event]:
+        parsed: list[Fill] = []
+        for f in fills:  # a bad fill is dropped alone; the good ones of its frame still count
+            try:
+                parsed.append(nz.fill(f, recv))
+            except Exception as e:
+                self._bad(f, e)
         out: list[Event] = []
-        for f in fills:
-            ev = nz.fill(f, recv)
+        for ev in parsed:
             if not self.remember_tid(ev.tid):
                 self.counters["duplicate_fills"] += 1
                 continue
@@ -276,13 +364,7 @@ class HyperliquidFeed(Connector):
                         log.warning("hyperliquid ws silent for %.0fs: reconnecting", self.silence_s)
                         break
                     self.counters["messages"] += 1
-                    try:
-                        evs = self.normalize(raw)
-                    except (ValueError, KeyError, TypeError, IndexError) as e:
-                        self.counters["bad_messages"] += 1
-                        log.warning("bad hyperliquid message (%s): %.200s", e, raw)
-                        continue
-                    for ev in evs:
+                    for ev in self.normalize(raw):
                         yield self._seen(ev)
             except websockets.ConnectionClosed as e:
                 log.warning("hyperliquid ws closed: %s", e)

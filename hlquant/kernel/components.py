@@ -117,10 +117,9 @@ def _audit(spec: KernelSpec, role: Role, name: str, out_dir: str | Path | None, 
 
 def exchange_assets(spec: KernelSpec) -> dict[str, AssetSpec]:
     """The traded symbols' rules as the exchange lists them (paper / live)."""
-    from hlquant.hyperliquid.endpoints import endpoints
     from hlquant.hyperliquid.info import InfoClient
 
-    url, _ = endpoints(dataclasses.asdict(spec.live))
+    url = spec.endpoints().url
     listed = InfoClient(url).assets()
     missing = [s for s in spec.symbols if s not in listed]
     if missing:
@@ -128,9 +127,10 @@ def exchange_assets(spec: KernelSpec) -> dict[str, AssetSpec]:
     return {s: listed[s] for s in spec.symbols}
 
 
-def hyperliquid_venue(spec: KernelSpec, assets: dict[str, AssetSpec]) -> Any:
-    """Signed orders on Hyperliquid (the key from the environment or a file)."""
-    from hlquant.hyperliquid.endpoints import endpoints
+def hyperliquid_venue(spec: KernelSpec, assets: dict[str, AssetSpec], redis: Any = None) -> Any:
+    """Signed orders on Hyperliquid (the key from the environment or a file). With ``redis``
+    (router replicas) nonces come from one shared monotonic source per signer, so several
+    replicas signing for one account never reuse a nonce."""
     from hlquant.hyperliquid.exchange import ExchangeClient
     from hlquant.hyperliquid.info import InfoClient
     from hlquant.hyperliquid.signing import Signer
@@ -139,13 +139,18 @@ def hyperliquid_venue(spec: KernelSpec, assets: dict[str, AssetSpec]) -> Any:
     live = spec.live
     if not live.account_address:
         raise ConfigError("live.account_address (the master account) is required")
-    url, _ = endpoints(dataclasses.asdict(live))
-    info = InfoClient(url)
+    ep = spec.endpoints()
+    info = InfoClient(ep.url)
     try:
         signer = Signer.from_env(live.key_env, live.key_file, account_address=live.account_address)
     except KeyError as e:
         raise ConfigError(str(e).strip("'\"")) from None
-    ex = ExchangeClient(signer, assets, base_url=url, limiter=info.limiter)
+    nonces = None
+    if redis is not None:
+        from hlquant.hyperliquid.nonces import RedisNonceSource
+
+        nonces = RedisNonceSource(redis, signer.address, live.namespace)
+    ex = ExchangeClient(signer, assets, base_url=ep, limiter=info.limiter, nonces=nonces)
     return HyperliquidVenue(info, ex, sorted(assets))
 
 
@@ -187,7 +192,7 @@ def build_kernel(
     elif role is Role.ROUTER:
         from hlquant.bus.redis_state import RedisIdempotencyStore
 
-        k.venue = venue if venue is not None else hyperliquid_venue(spec, k.assets)
+        k.venue = venue if venue is not None else hyperliquid_venue(spec, k.assets, redis)
         k.idempotency = RedisIdempotencyStore(redis, spec.live.namespace)
     elif role is Role.FEATURES:
         from hlquant.bus.redis_state import RedisFeatureStore

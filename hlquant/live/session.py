@@ -28,7 +28,6 @@ from hlquant.config.build import to_dict
 from hlquant.config.spec import KernelSpec
 from hlquant.core.errors import ConfigError
 from hlquant.core.events import CancelAck, Fill, FundingPayment, OrderAck
-from hlquant.hyperliquid.endpoints import endpoints
 from hlquant.hyperliquid.info import InfoClient
 from hlquant.hyperliquid.ws import HyperliquidFeed, market_subscriptions, user_subscriptions
 from hlquant.kernel import Role, build_kernel
@@ -52,7 +51,8 @@ def build_session(cfg: Any, mode: str, out_dir: str | Path | None = None) -> tup
     if mode not in ("paper", "live"):
         raise ConfigError(f"a session runs mode=paper or mode=live, not {mode!r}")
     live = spec.live
-    url, ws_url = endpoints(dataclasses.asdict(live))
+    ep = spec.endpoints()
+    url, ws_url = ep.url, ep.ws_url
     kernel = build_kernel(spec, Role.ALL, out_dir=Path(out_dir) if out_dir is not None else None)
     engine = LiveEngine(kernel)
     subs = market_subscriptions(spec.symbols, candle_interval=live.candle_interval)

@@ -34,7 +34,7 @@ def test_info_meta_and_l2_snapshot_parse_in_the_sdk(fx):
     assert info.asset_to_sz_decimals[0] == 5
     book = info.l2_snapshot("BTC")
     assert book["coin"] == "BTC"
-    assert book["levels"][0][0] == {"px": "99990", "sz": "2", "n": 1}
+    assert book["levels"][0][0] == {"px": "99990.0", "sz": "2.0", "n": 1}
     assert float(info.all_mids()["BTC"]) == pytest.approx(100_000.0)
     meta, ctxs = info.meta_and_asset_ctxs()
     assert len(meta["universe"]) == len(ctxs)
@@ -49,7 +49,7 @@ def test_agent_signed_orders_modify_cancel_keyed_by_master(fx):
     assert r["status"] == "ok", r
     oid = r["response"]["data"]["statuses"][0]["resting"]["oid"]
     oo = info.open_orders(fx.master)
-    assert [o["oid"] for o in oo] == [oid] and oo[0]["limitPx"] == "99000"
+    assert [o["oid"] for o in oo] == [oid] and oo[0]["limitPx"] == "99000.0"
     assert info.open_orders(fx.agent) == []  # the agent holds nothing: the master does
 
     r = ex.modify_order(oid, "BTC", True, 0.02, 99_500.0, {"limit": {"tif": "Gtc"}})

@@ -37,7 +37,7 @@ def test_candles_paginate_past_the_per_request_cap(fx, clients):
     t0 = (now_ms() // 60_000 - 2000) * 60_000
     for i in range(1440):
         t = t0 + i * 60_000
-        fx.server.publish(Candle(t + 60_000, t + 60_000, "ETH", "1m", 3000, 3001, 2999, 3000 + i % 7, 1.0, 3, t))
+        fx.server.publish(Candle(t + 60_000, t + 60_000, "ETH", "1m", 3000, 3007, 2999, 3000 + i % 7, 1.0, 3, t))
     got = info.candles("ETH", "1m", t0, t0 + 1439 * 60_000)
     assert len(got) == 1440
     assert [c.ts_open for c in got] == [t0 + i * 60_000 for i in range(1440)]
@@ -53,7 +53,7 @@ def test_orders_cancel_modify_through_the_exchange_client(fx, clients):
     assert sorted(o.limit_px for o in oo.values()) == [99_000.0, 99_000.0]
     ex.modify("0x" + "01" * 16, req(px=98_000.0, size=0.02, cloid="0x" + "01" * 16))
     rec = info.order_status(fx.master, "0x" + "01" * 16)
-    assert rec["status"] == "open" and rec["order"]["limitPx"] == "98000"
+    assert rec["status"] == "open" and rec["order"]["limitPx"] == "98000.0"
     assert ex.cancel_by_cloid([("BTC", "0x" + "01" * 16)]) == ["success"]
     assert info.order_status(fx.master, "0x" + "01" * 16)["status"] == "canceled"
     assert info.order_status(fx.master, "0x" + "99" * 16) is None

@@ -67,8 +67,8 @@ def test_ws_channels_normalize():
     bbo = feed.normalize({"channel": "bbo", "data": {"coin": "SOL", "time": 5, "bbo": [
         {"px": "149.9", "sz": "10", "n": 1}, {"px": "150.1", "sz": "12", "n": 2}]}})
     assert (bbo[0].bid_px, bbo[0].ask_sz) == (149.9, 12.0)
-    with pytest.raises(ValueError):
-        feed.normalize({"channel": "somethingNew", "data": {}})
+    assert feed.normalize({"channel": "somethingNew", "data": {}}) == []  # dropped and counted, never raised
+    assert feed.counters["bad_messages"] == 1
 
 
 def test_candles_emitted_once_when_closed():

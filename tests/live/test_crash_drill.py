@@ -95,7 +95,7 @@ def test_kill_dash_nine_router_and_agent(tmp_path, redis_ok):
         logs = drill.logs()
         orders = list(fx.server.orders_received)
         acct = fx.server.accounts[fx.master.lower()]
-        exchange_pos = {s: p.size for s, p in acct.venue._pos.items() if abs(p.size) > 1e-12}
+        exchange_pos = {s: q for s, q in acct.venue.positions().items() if abs(q) > 1e-12}
         open_at_exchange = acct.venue.open_order_objects()
         streamed = intents_in_streams(r, ns)
         drill.cleanup()

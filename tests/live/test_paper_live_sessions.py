@@ -12,7 +12,8 @@ from hlquant.connectors.replay import ReplayConnector
 from hlquant.core.errors import ConfigError
 from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
-from hlquant.live.session import endpoints, run_session
+from hlquant.hyperliquid.endpoints import resolve_endpoints
+from hlquant.live.session import run_session
 
 FAST = ["strategy=ma_cross", "strategy.fast=3", "strategy.slow=8", "strategy.symbols=[BTC,ETH]"]
 
@@ -50,8 +51,7 @@ def test_live_session_places_signed_orders_and_reconciles(tmp_path, monkeypatch)
         res = asyncio.run(run_session(cfg, "live", out_dir=tmp_path, duration_s=8.0))
         fut.cancel()
         exchange_positions = {c: float(p["position"]["szi"]) for c, p in (
-            (p["position"]["coin"], p) for p in fx.server._clearinghouse(
-                fx.server.accounts[fx.master.lower()], 0)["assetPositions"])}
+            (p["position"]["coin"], p) for p in fx.server.clearinghouse_state(fx.master)["assetPositions"])}
     s = res.status
     assert fx.server.counters["exchange:scheduleCancel"] >= 2  # dead man's switch armed, then disarmed
     assert fx.server.orders_received, "orders must reach the exchange"
@@ -69,7 +69,7 @@ def test_live_session_places_signed_orders_and_reconciles(tmp_path, monkeypatch)
 
 def test_mainnet_needs_explicit_confirmation():
     with pytest.raises(ConfigError, match="confirm_mainnet"):
-        endpoints({"network": "mainnet"})
-    assert endpoints({"network": "mainnet", "confirm_mainnet": True})[0] == "https://api.hyperliquid.xyz"
-    assert endpoints({})[0] == "https://api.hyperliquid-testnet.xyz"
-    assert endpoints({"url": "http://127.0.0.1:1"})[1] == "ws://127.0.0.1:1/ws"
+        resolve_endpoints({"network": "mainnet"})
+    assert resolve_endpoints({"network": "mainnet", "confirm_mainnet": True}).url == "https://api.hyperliquid.xyz"
+    assert resolve_endpoints({}).url == "https://api.hyperliquid-testnet.xyz"
+    assert resolve_endpoints({"url": "http://127.0.0.1:1"}).ws_url == "ws://127.0.0.1:1/ws"

@@ -107,7 +107,7 @@ def test_modify_and_leverage_travel_through_the_replicas(ns, monkeypatch, tmp_pa
             rep.bus.poll(block_ms=20)
         exec_bus.poll(block_ms=20)
         rec = fx.server.accounts[fx.master.lower()].venue
-        assert rec._lev["BTC"] == 7
+        assert rec.leverage("BTC")[1] == 7
         oo = rec.open_order_objects()
         assert len(oo) == 1 and oo[0].req.px == 91_000.0 and oo[0].req.cloid == cl
         assert [a.status.name for a in exec_acks] == ["OPEN", "OPEN"] and exec_acks[1].oid != exec_acks[0].oid

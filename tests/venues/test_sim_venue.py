@@ -286,7 +286,7 @@ def test_schedule_cancel_fires_at_its_time():
     v.advance(T0 + 10_000)
     assert v.open_orders() == []
     cancels = [e for e in ev if isinstance(e, CancelAck)]
-    assert len(cancels) == 2 and all(c.reason == "scheduleCancel" for c in cancels)
+    assert len(cancels) == 2 and all(c.reason == "scheduledCancel" for c in cancels)
 
 
 # --- funding / margin ----------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import queue
 import signal
@@ -46,11 +45,11 @@ class UserFeed:
     the role's own loop drains them with ``drain()``, so the kernel stays on one thread."""
 
     def __init__(self, spec: KernelSpec, subscriptions: Sequence[dict[str, Any]]) -> None:
-        from hlquant.hyperliquid.endpoints import endpoints
         from hlquant.hyperliquid.info import InfoClient
         from hlquant.hyperliquid.ws import HyperliquidFeed
 
-        url, ws_url = endpoints(dataclasses.asdict(spec.live))
+        ep = spec.endpoints()
+        url, ws_url = ep.url, ep.ws_url
         self.feed = HyperliquidFeed(ws_url, subscriptions, info=InfoClient(url))
         self._q: queue.Queue[Event] = queue.Queue()
         self._stop: asyncio.Event | None = None

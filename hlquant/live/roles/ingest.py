@@ -9,12 +9,10 @@ sees one market-data connection.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from typing import Any
 
 from hlquant.bus.redis_state import RedisStreamBus
-from hlquant.hyperliquid.endpoints import endpoints
 from hlquant.hyperliquid.info import InfoClient
 from hlquant.hyperliquid.ws import HyperliquidFeed, market_subscriptions
 from hlquant.live.roles.common import role_spec, stop_on_signals
@@ -23,7 +21,8 @@ from hlquant.live.roles.common import role_spec, stop_on_signals
 def run_ingest(cfg: Any, stop: threading.Event | None = None) -> dict[str, Any]:
     spec, r = role_spec(cfg)
     live = spec.live
-    url, ws_url = endpoints(dataclasses.asdict(live))
+    ep = spec.endpoints()
+    url, ws_url = ep.url, ep.ws_url
     bus = RedisStreamBus(r, live.namespace, maxlen=live.stream_maxlen)
     feed = HyperliquidFeed(ws_url, market_subscriptions(spec.symbols, candle_interval=live.candle_interval),
                            info=InfoClient(url), bus=bus)

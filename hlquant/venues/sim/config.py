@@ -55,6 +55,10 @@ class SimVenueConfig:
 
 @dataclass
 class PositionState:
+    """One position as the exchange reports it. For an isolated position
+    ``margin_used`` is its own equity (``isolated_margin + unrealized``) and
+    ``liquidation_px`` depends on that margin only."""
+
     size: float
     entry_px: float
     unrealized: float
@@ -63,12 +67,20 @@ class PositionState:
     liquidation_px: float
     cum_funding: float
     realized: float
+    leverage_type: str = "cross"  # "cross" | "isolated"
+    isolated_margin: float = 0.0
 
 
 @dataclass
 class AccountState:
+    """``cash`` is the cross balance (isolated margins are held apart, in their
+    positions); ``equity`` is the whole account; the ``cross_*`` fields cover
+    the cross positions only (Hyperliquid's crossMarginSummary)."""
+
     cash: float
     equity: float
     margin_used: float
     withdrawable: float
     positions: dict[str, PositionState]
+    cross_equity: float = 0.0
+    cross_margin_used: float = 0.0
