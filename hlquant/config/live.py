@@ -38,7 +38,9 @@ class LiveConfig:
       multi-process topology; keys carry ``{SYMBOL}`` hash tags.
     - stream_maxlen (100_000): approximate cap of each Redis stream.
     - claim_ttl_ms (5_000): a router replica's claim on a cloid (and a stream processor's
-      lease on a symbol) before another may take over.
+      lease on a symbol) before another may take over; a replica's orders expire at the
+      exchange 1 s before its claim does, so a replica that takes over can never place an
+      order the dead one sent a second time.
     - heartbeat_check_s (1.0): how often the risk process checks heartbeats.
     - account_max_age_ms (5_000): agents in other processes refuse an account read
       model older than this (the decision is skipped and counted, as for a stale feature).
@@ -89,6 +91,9 @@ class LiveConfig:
                      "heartbeat_check_s", "status_every_s"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"live.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.claim_ttl_ms < 2_000:
+            raise ValueError(f"live.claim_ttl_ms must be >= 2000 (orders expire 1 s before the claim), "
+                             f"got {self.claim_ttl_ms!r}")
         if self.dead_mans_switch_ms and self.dead_mans_switch_ms < 10_000:
             raise ValueError("live.dead_mans_switch_ms must be 0 (off) or >= 10000: the exchange needs "
                              "the cancel time at least 5 s ahead and the switch is re-armed at half")

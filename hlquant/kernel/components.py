@@ -150,7 +150,11 @@ def hyperliquid_venue(spec: KernelSpec, assets: dict[str, AssetSpec], redis: Any
         from hlquant.hyperliquid.nonces import RedisNonceSource
 
         nonces = RedisNonceSource(redis, signer.address, live.namespace)
-    ex = ExchangeClient(signer, assets, base_url=ep, limiter=info.limiter, nonces=nonces)
+    # a replica's lost request must expire before its claim on the cloid does, or a replica
+    # taking the order over could place it a second time
+    expires = max(1_000, live.claim_ttl_ms - 1_000) if redis is not None else None
+    ex = ExchangeClient(signer, assets, base_url=ep, limiter=info.limiter, nonces=nonces,
+                        expires_after_ms=expires)
     return HyperliquidVenue(info, ex, sorted(assets))
 
 

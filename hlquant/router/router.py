@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from hlquant.audit.log import AuditLog
 from hlquant.core.assets import AssetSpec
 from hlquant.core.clock import Clock
-from hlquant.core.errors import RateLimitError
+from hlquant.core.errors import ExchangeError, RateLimitError
 from hlquant.core.events import (
     CancelAck,
     CancelRequest,
@@ -111,6 +111,8 @@ class RouterStats:
 
 
 class OrderRouter:
+    MAX_RESENDS = 3  # an order whose request never left is queued again at most this often
+
     def __init__(
         self,
         venue: Venue,
@@ -138,6 +140,8 @@ class OrderRouter:
         self.stats = RouterStats()
         self.sinks: list[Callable[[Event], None]] = []  # portfolio, risk, ...
         self.unknown: set[str] = set()  # cloids whose outcome the venue could not yet tell
+        self._resends: dict[str, int] = {}  # cloid -> times re-queued after UNAVAILABLE
+        self._requeue: list[OrderRequest] = []
         self.dead_mans_switch_ms = int(dead_mans_switch_ms)
         self._dms_until = 0
         venue.add_listener(self.on_venue_event)
@@ -358,7 +362,17 @@ class OrderRouter:
         are settled. Until then they count as pending, so nothing re-sends their size."""
         done = 0
         for cloid in list(self.unknown):
-            ack = self.venue.order_status(cloid)
+            try:
+                ack = self.venue.order_status(cloid)
+            except ExchangeError as e:
+                if e.retryable:
+                    continue  # the exchange could not be asked: next time
+                raise
+            o = self.open.get(cloid)
+            if ack is None and o is not None:  # never placed, and no lost request can still land
+                now = self.clock.now_ms()
+                ack = OrderAck(now, now, cloid, o.req.symbol, OrderStatus.REJECTED,
+                               error="not on the exchange after an ambiguous reply", code=ErrorCode.NOT_FOUND)
             if ack is not None and ack.status != OrderStatus.UNKNOWN:
                 self.unknown.discard(cloid)
                 self._on_order_ack(ack)
@@ -373,6 +387,14 @@ class OrderRouter:
     # --- sending -------------------------------------------------------------
     def flush(self) -> None:
         """Send queued cancels, then queued orders, batched and rate limited."""
+        try:
+            self._flush()
+        finally:
+            if self._requeue:
+                self._queue.extend(self._requeue)
+                self._requeue = []
+
+    def _flush(self) -> None:
         now = self.clock.now_ms()
         if self._cancels:
             cancels, self._cancels = self._cancels, []
@@ -417,6 +439,13 @@ class OrderRouter:
         if ack.oid:
             o.oid = ack.oid
             self._oid_to_cloid[ack.oid] = ack.cloid
+        if (ack.status == OrderStatus.REJECTED and ack.code == ErrorCode.UNAVAILABLE
+                and self._resends.get(ack.cloid, 0) < self.MAX_RESENDS):
+            # the request never left (connection refused before sending): safe to send again
+            self._resends[ack.cloid] = self._resends.get(ack.cloid, 0) + 1
+            self.stats.deferred += 1
+            self._requeue.append(o.req)  # with the next flush, not in a tight loop
+            return
         o.status = ack.status
         if ack.status == OrderStatus.UNKNOWN:
             self.unknown.add(ack.cloid)  # kept open (pending) until resolve_unknown settles it

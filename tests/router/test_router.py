@@ -1,9 +1,12 @@
+import pytest
+
 from hlquant.audit.log import AuditLog
 from hlquant.core.clock import SimClock
-from hlquant.core.events import Tif
+from hlquant.core.events import ErrorCode, OrderAck, OrderStatus, Tif
 from hlquant.core.ids import cloid_for, is_cloid
 from hlquant.router.idempotency import InMemoryIdempotencyStore
 from hlquant.router.router import OrderRouter, RouterConfig
+from tests.conftest import RecordingVenue
 
 
 def test_cloid_is_deterministic_and_wire_shaped():
@@ -93,3 +96,56 @@ def test_cancel_agent_batches_cancels(recording_venue):
     r.flush()
     assert len(recording_venue.cancelled) == 2
     assert {o.req.agent for o in r.open.values()} == {"b"}
+
+
+class AmbiguousVenue(RecordingVenue):
+    """The first submit of each order gets an ambiguous (UNKNOWN) or never-sent
+    (UNAVAILABLE) answer; the order's real state is served by order_status."""
+
+    def __init__(self, first: ErrorCode) -> None:
+        super().__init__()
+        self.first = first
+        self.known: dict[str, OrderAck] = {}
+        self.seen: set[str] = set()
+
+    def submit(self, orders):
+        out = []
+        for o in orders:
+            if o.cloid in self.seen:
+                out.extend(super().submit([o]))
+                continue
+            self.seen.add(o.cloid)
+            if self.first == ErrorCode.UNKNOWN_OUTCOME:  # it did reach the exchange and rests
+                self.known[o.cloid] = super().submit([o])[0]
+                out.append(OrderAck(o.ts_exch, o.ts_exch, o.cloid, o.symbol, OrderStatus.UNKNOWN,
+                                    code=ErrorCode.UNKNOWN_OUTCOME))
+            else:
+                out.append(OrderAck(o.ts_exch, o.ts_exch, o.cloid, o.symbol, OrderStatus.REJECTED,
+                                    error="connection refused", code=ErrorCode.UNAVAILABLE))
+        return out
+
+    def order_status(self, cloid):
+        return self.known.get(cloid)
+
+
+def test_an_ambiguous_reply_stays_pending_until_the_lookup_settles_it():
+    venue = AmbiguousVenue(ErrorCode.UNKNOWN_OUTCOME)
+    r = OrderRouter(venue, InMemoryIdempotencyStore(), SimClock(0), AuditLog(None, "t"))
+    o = r.order_for("x", "a", "BTC", 0.01, 1e5)
+    r.send(o)
+    r.flush()
+    assert r.unknown == {o.cloid} and r.pending("BTC") == pytest.approx(0.01)  # counted, never re-sent
+    assert r.resolve_unknown() == 1
+    assert r.unknown == set() and r.open[o.cloid].status == OrderStatus.OPEN
+    assert [s.cloid for s in venue.submitted] == [o.cloid]  # sent exactly once
+
+
+def test_a_request_that_never_left_is_sent_again_a_bounded_number_of_times():
+    venue = AmbiguousVenue(ErrorCode.UNAVAILABLE)
+    r = OrderRouter(venue, InMemoryIdempotencyStore(), SimClock(0), AuditLog(None, "t"))
+    o = r.order_for("y", "a", "BTC", 0.01, 1e5)
+    r.send(o)
+    r.flush()  # refused before sending: queued again
+    assert r.has_work and o.cloid in r.open
+    r.flush()
+    assert r.open[o.cloid].status == OrderStatus.OPEN and [s.cloid for s in venue.submitted] == [o.cloid]

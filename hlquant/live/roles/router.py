@@ -101,6 +101,9 @@ class RouterReplica:
             raise ClaimedElsewhere(f"{req.cloid} claimed by {self.idem.owner(req.cloid, now)}: retry later")
         if self.bus.redelivery:
             ack = self.venue.order_status(req.cloid)  # a dead replica may have sent it already
+            if ack is not None and ack.status == OrderStatus.UNKNOWN:
+                self.counters["deferred"] += 1
+                raise ClaimedElsewhere(f"{req.cloid}: a lost request may still land: retry later")
             if ack is not None:
                 self.counters["found_on_exchange"] += 1
                 self._done(ack)
@@ -108,6 +111,11 @@ class RouterReplica:
         self.audit.record(req)
         ack = self.venue.submit([req])[0]
         self.counters["sent"] += 1
+        if ack.status == OrderStatus.UNKNOWN:
+            # the exchange's answer was ambiguous and lookups could not settle it yet: say so,
+            # keep the entry pending (redelivered, looked up again, never blindly re-sent)
+            self.out.publish(f"Exec:{{{ack.symbol}}}", ack)
+            raise ClaimedElsewhere(f"{req.cloid}: outcome unknown: looked up again later")
         self._done(ack)
 
     def on_cancel(self, _topic: str, c: Event) -> None:
