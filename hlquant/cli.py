@@ -10,6 +10,7 @@
     hlquant ingest files|hyperliquid|graphql ...   history into PostgreSQL (see --help)
     hlquant record live|import|fetch ...       record the live feed; fetch and import the archives
     hlquant replay RUN_DIR                     re-run a session from its audit log
+    hlquant audit verify RUN_DIR [--redis URL --namespace NS]   is the record complete?
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
 Hydra commands take the usual Hydra flags (``-m``, ``--cfg job``...). The
@@ -275,6 +276,10 @@ def _main(argv: list[str]) -> None:
         from hlquant.storage.ingest import main as ingest_main
 
         raise SystemExit(ingest_main(rest))
+    elif cmd == "audit":
+        from hlquant.audit.verify import main as audit_main
+
+        raise SystemExit(audit_main(rest))
     elif cmd == "replay":
         if len(rest) != 1:
             raise ConfigError("usage: hlquant replay RUN_DIR")
@@ -289,7 +294,7 @@ def _main(argv: list[str]) -> None:
         gen_main(rest)
     else:
         raise ConfigError(f"unknown command {cmd!r}; commands: run, backtest, paper, live, component, "
-                          f"ingest, record, replay, generate-data (hlquant --help)")
+                          f"ingest, record, audit, replay, generate-data (hlquant --help)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -93,6 +93,11 @@ def load_market(data: Mapping[str, Any]) -> Any:
     symbols = data.get("symbols")
     if symbols or data.get("start") or data.get("end"):
         market = market.select(symbols=symbols or None, start=data.get("start"), end=data.get("end"))
+        if not len(market):
+            from hlquant.core.errors import DataError
+
+            raise DataError(f"data.start={data.get('start')!r} / data.end={data.get('end')!r} select no "
+                            f"events of {list(market.symbols)}: nothing to run on")
     return market
 
 

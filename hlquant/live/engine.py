@@ -21,10 +21,11 @@ from typing import Any
 from hlquant.agents.base import Agent
 from hlquant.config.spec import DEFAULT_STALENESS, KernelSpec
 from hlquant.core.clock import Clock
-from hlquant.core.events import Event, PositionCorrected, PositionMismatch
+from hlquant.core.events import Event
 from hlquant.features.kernels import parse_specs
 from hlquant.features.pipeline import FeatureProcessor
 from hlquant.kernel import Kernel, MarketHandler, Role, build_kernel
+from hlquant.live.reconcile import reconcile_positions
 from hlquant.risk.engine import RiskConfig
 from hlquant.router.router import RouterConfig
 from hlquant.venues.sim import SimVenueConfig
@@ -108,23 +109,15 @@ class LiveEngine:
         """Compare positions with the venue's; on a mismatch audit it, recover missed
         fills if the venue can, and if a gap remains, adopt the venue's position
         (audited as a correction). Returns the mismatches found before resolving."""
-        venue_pos = self.venue.positions()
-        diff = self.portfolio.reconcile(venue_pos, tol)
-        if not diff:
-            return {}
-        now = self.clock.now_ms()
-        self.audit.record(PositionMismatch(now, now, ",".join(sorted(diff)),
-                                           {s: list(v) for s, v in diff.items()}))
         recover = getattr(self.venue, "recover_fills", None)
-        if recover is not None:
+
+        def recover_and_apply() -> None:
             recover()
             if self.router.has_work:
                 self.router.flush()
-            venue_pos = self.venue.positions()
-        for sym, (mine, theirs) in self.portfolio.reconcile(venue_pos, tol).items():
-            self.portfolio.set_position(sym, theirs, self.portfolio.marks.get(sym, 0.0))
-            self.audit.record(PositionCorrected(now, now, sym, mine, theirs))
-        return diff
+
+        return reconcile_positions(self.portfolio, self.venue.positions, self.audit, self.clock.now_ms(),
+                                   recover_and_apply if recover is not None else None, tol)
 
     def shutdown(self, cancel_open: bool = True) -> None:
         """Clean stop: optionally cancel open orders, disarm the switch, flush the audit."""

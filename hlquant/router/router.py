@@ -337,6 +337,13 @@ class OrderRouter:
         """Approved orders waiting for rate budget (not sent yet)."""
         return len(self._queue)
 
+    def adopt(self, req: OrderRequest, oid: int) -> None:
+        """An order already resting at the venue (found there after a restart): tracked as
+        open, so it counts as pending and is cancelled like any other."""
+        self.open[req.cloid] = OpenOrder(req, oid=oid, remaining=req.size, status=OrderStatus.OPEN)
+        self._oid_to_cloid[oid] = req.cloid
+        self.idem.claim(req.cloid, self.config.name, self.config.claim_ttl_ms, self.clock.now_ms())
+
     def drop_queued(self, reason: str) -> list[str]:
         """Forget queued orders that were never sent (a stop): each is reported CANCELED
         with ``reason`` and its cloid marked, so nothing sends it later."""
@@ -395,6 +402,7 @@ class OrderRouter:
                 self._requeue = []
 
     def _flush(self) -> None:
+        self.audit.sync()  # every decision and order record is durable before anything leaves
         now = self.clock.now_ms()
         if self._cancels:
             cancels, self._cancels = self._cancels, []

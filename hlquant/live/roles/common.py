@@ -44,13 +44,16 @@ class UserFeed:
     """The exchange's user channels (fills, funding) on a background asyncio thread;
     the role's own loop drains them with ``drain()``, so the kernel stays on one thread."""
 
-    def __init__(self, spec: KernelSpec, subscriptions: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, spec: KernelSpec, subscriptions: Sequence[dict[str, Any]],
+                 seen_fills: Sequence[Any] = ()) -> None:
+        """``seen_fills``: fills already accounted for; the channel's snapshot repeats them."""
         from hlquant.hyperliquid.info import InfoClient
         from hlquant.hyperliquid.ws import HyperliquidFeed
 
         ep = spec.endpoints()
         url, ws_url = ep.url, ep.ws_url
         self.feed = HyperliquidFeed(ws_url, subscriptions, info=InfoClient(url))
+        self.feed.seed_tids(list(seen_fills))
         self._q: queue.Queue[Event] = queue.Queue()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -35,6 +35,10 @@ from hlquant.live.roles.common import (
 log = logging.getLogger(__name__)
 
 
+def _exchange_positions(info: Any, user: str) -> dict[str, float]:
+    return {c: p.size for c, p in info.clearinghouse_state(user).positions.items() if p.size}
+
+
 def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
     spec, r = role_spec(cfg)
     live = spec.live
@@ -50,6 +54,7 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         """Publish the account read model when it changed (or is due). Handlers call it
         before their entry is acknowledged, so nobody sees a drained stream while the
         view it produced is not out yet."""
+        k.audit.sync()  # decisions reach the audit stream before their entry is acknowledged
         now = k.clock.now_ms()
         if force or changed[0] or router.queued or now - last_pub[0] >= every_ms:
             publisher.publish(now, k.portfolio, router.open_orders_view(), len(k.fills), router.queued)
@@ -78,6 +83,33 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         changed[0] = True
         sync()
 
+    seen_diff: dict[str, tuple[float, float]] = {}
+
+    def reconcile_with(info: Any, user: str) -> dict:
+        """Positions vs the exchange. A fill on its way looks like a mismatch for a moment,
+        so a mismatch is audited at once but corrected only when the next check, one
+        reconcile period later, finds the same one."""
+        from hlquant.core.events import PositionCorrected, PositionMismatch
+
+        if any(o.status.name in ("PENDING", "UNKNOWN") for o in router.open.values()) or router.has_work:
+            return {}
+        try:
+            theirs = _exchange_positions(info, user)
+        except Exception as e:  # the exchange could not be asked: next time
+            log.warning("reconcile failed: %s", e)
+            return {}
+        diff = k.portfolio.reconcile(theirs, 1e-6)
+        now = k.clock.now_ms()
+        if diff:
+            k.audit.record(PositionMismatch(now, now, ",".join(sorted(diff)), {s: list(v) for s, v in diff.items()}))
+        for sym, (mine, ex) in diff.items():
+            if seen_diff.get(sym) == (mine, ex):
+                k.portfolio.set_position(sym, ex, k.portfolio.marks.get(sym, 0.0))
+                k.audit.record(PositionCorrected(now, now, sym, mine, ex))
+        seen_diff.clear()
+        seen_diff.update(diff)
+        return diff
+
     bus = RedisStreamBus(r, live.namespace, group="risk", consumer="risk-0", maxlen=live.stream_maxlen)
     for s in k.symbols:
         for kind in MARKET_KINDS:
@@ -86,12 +118,20 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         bus.subscribe(f"Exec:{{{s}}}", on_exec)
     for s in k.symbols:
         bus.subscribe(f"Intent:{{{s}}}", on_intent)
-    user = UserFeed(spec, user_subscriptions(live.account_address)) if live.account_address else None
+    info = user = None
+    if live.account_address:  # a (re)started risk process starts from the exchange's state, not flat
+        from hlquant.hyperliquid.info import InfoClient
+        from hlquant.live.reconcile import adopt_exchange_state
+
+        info = InfoClient(spec.endpoints().url)
+        adopted = adopt_exchange_state(k, info, live.account_address)
+        user = UserFeed(spec, user_subscriptions(live.account_address), seen_fills=adopted["fills"])
     stop = stop_on_signals(stop)
     wall = live.clock == "wall"
     if wall:
         h.start(k.clock.now_ms())
     log.info("risk on %s: consuming market, intent and exec streams", k.symbols)
+    last_rec = time.monotonic()
     try:
         while not stop.is_set():
             if user is not None:
@@ -102,6 +142,10 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
             n = bus.poll(block_ms=20, count=200)
             if venue.release_orphans():
                 changed[0] = True
+            if info is not None and live.reconcile_s and time.monotonic() - last_rec > live.reconcile_s:
+                last_rec = time.monotonic()
+                if reconcile_with(info, live.account_address):
+                    changed[0] = True
             if wall:
                 h.tick()
             elif router.has_work:
