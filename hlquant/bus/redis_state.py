@@ -115,8 +115,29 @@ class RedisStreamBus:
         self.counters["delivered"] += n
         return n
 
+    def ensure_groups(self) -> None:
+        """(Re)create this consumer's groups: after a Redis restart that lost them (NOGROUP),
+        reading resumes with whatever is on the streams now."""
+        for k in self._streams:
+            try:
+                self.r.xgroup_create(k, self.group, id="0", mkstream=True)
+            except Exception as e:  # BUSYGROUP: still there
+                if "BUSYGROUP" not in str(e):
+                    raise
+        self._pending_first = set(self._streams)  # re-registers this consumer, as after a start
+
     def poll(self, block_ms: int = 100, count: int = 500) -> int:
         """Deliver new (and, after a restart, own pending) messages; returns how many."""
+        try:
+            return self._poll(block_ms, count)
+        except Exception as e:
+            if "NOGROUP" not in str(e):
+                raise
+            self.counters["groups_recreated"] += 1
+            self.ensure_groups()
+            return 0
+
+    def _poll(self, block_ms: int, count: int) -> int:
         n = 0
         for k in list(self._pending_first):
             res = self.r.xreadgroup(self.group, self.consumer, {k: "0"}, count=count)

@@ -17,7 +17,7 @@ from typing import Any
 
 from hlquant.bus.redis_state import RedisStreamBus
 from hlquant.kernel import MarketHandler, Role, build_kernel
-from hlquant.live.roles.common import role_spec, stop_on_signals
+from hlquant.live.roles.common import Outage, role_spec, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +26,25 @@ def run_agent(cfg: Any, agent_name: str, out_dir: str | Path | None = None,
               stop: threading.Event | None = None) -> dict[str, Any]:
     spec, r = role_spec(cfg)
     live = spec.live
+    stop = stop_on_signals(stop)
+    outage = Outage(f"agent {agent_name}", stop)
     k = build_kernel(spec, Role.AGENT, assets={}, redis=r, agent_names=[agent_name], out_dir=out_dir)
     h = MarketHandler(k)
     bus = RedisStreamBus(r, live.namespace, group=f"agent-{agent_name}", consumer="c0",
                          maxlen=live.stream_maxlen)
     for s in k.symbols:
-        bus.subscribe(f"FeaturesReady:{{{s}}}", lambda _t, ev: h.on_event(ev))
-    stop = stop_on_signals(stop)
+        outage.call(bus.subscribe, f"FeaturesReady:{{{s}}}", lambda _t, ev: h.on_event(ev))
     wall = live.clock == "wall"
     if wall:
         h.start(k.clock.now_ms())
     log.info("agent %s on %s: waiting for FeaturesReady", agent_name, k.symbols)
+    def step() -> None:
+        bus.poll(block_ms=50, count=200)
+        if wall:
+            h.tick()
+
     try:
-        while not stop.is_set():
-            bus.poll(block_ms=50, count=200)
-            if wall:
-                h.tick()
+        outage.run(step)
     finally:
         k.audit.close()
     return {"agent": agent_name, "decisions": dict(k.runner.counts), "bus": dict(bus.counters),

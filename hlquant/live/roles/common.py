@@ -91,3 +91,66 @@ class UserFeed:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(5)
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """What Redis going away looks like (a restart also answers LOADING for a moment)."""
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+class Outage:
+    """One line when Redis goes away, one when it is back; backoff in between, no
+    traceback storm. ``run(step)`` calls ``step`` until ``stop``; ``call(fn)`` retries a
+    single call (start-up) the same way."""
+
+    def __init__(self, name: str, stop: threading.Event, max_backoff_s: float = 5.0) -> None:
+        self.name, self.stop, self.max_backoff_s = name, stop, max_backoff_s
+        self.errors = _redis_errors()
+        self.down_since: float | None = None
+        self.backoff = 0.05
+        self.outages = 0
+
+    def note_down(self, e: BaseException, doing: str = "retrying with backoff") -> None:
+        """Count and log the start of an outage (once), without waiting."""
+        import time
+
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            self.outages += 1
+            log.warning("%s: redis unavailable (%s); %s", self.name,
+                        (str(e).splitlines() or [type(e).__name__])[0], doing)
+
+    def _down(self, e: BaseException) -> None:
+        self.note_down(e)
+        self.stop.wait(self.backoff)
+        self.backoff = min(self.backoff * 2, self.max_backoff_s)
+
+    def up(self) -> None:
+        import time
+
+        if self.down_since is not None:
+            log.warning("%s: redis back after %.1f s", self.name, time.monotonic() - self.down_since)
+            self.down_since, self.backoff = None, 0.05
+
+    def call(self, fn: Any, *a: Any, **kw: Any) -> Any:
+        while True:
+            try:
+                out = fn(*a, **kw)
+            except self.errors as e:
+                if self.stop.is_set():
+                    raise
+                self._down(e)
+                continue
+            self.up()
+            return out
+
+    def run(self, step: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                step()
+            except self.errors as e:
+                self._down(e)
+                continue
+            self.up()

@@ -43,7 +43,7 @@ from hlquant.core.market import dispatch_market
 from hlquant.features.kernels import parse_specs
 from hlquant.features.pipeline import FeatureProcessor
 from hlquant.kernel import Role, build_kernel
-from hlquant.live.roles.common import MARKET_KINDS, role_spec, stop_on_signals
+from hlquant.live.roles.common import MARKET_KINDS, Outage, role_spec, stop_on_signals
 
 log = logging.getLogger(__name__)
 GROUP = "features"
@@ -221,15 +221,25 @@ class StreamProcessor:
         return len(entries)
 
     def run(self, stop: threading.Event) -> dict[str, Any]:
-        last_lease = 0.0
+        last_lease = [0.0]
+
+        def once() -> None:
+            now = time.monotonic()
+            if now - last_lease[0] >= self.lease_ms / 3000.0:
+                self.refresh_leases()
+                last_lease[0] = now
+            try:
+                n = self.step()
+            except Exception as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                self.owned.clear()  # Redis lost its state (a restart): take the leases again
+                n = 0
+            if not n:
+                stop.wait(0.005)
+
         try:
-            while not stop.is_set():
-                now = time.monotonic()
-                if now - last_lease >= self.lease_ms / 3000.0:
-                    self.refresh_leases()
-                    last_lease = now
-                if not self.step():
-                    stop.wait(0.005)
+            Outage(f"features {self.name}", stop).run(once)
         finally:
             self.k.audit.close()
         return {"processor": self.name, "owned": sorted(self.owned), **self.counters}
@@ -243,5 +253,7 @@ def run_features(cfg: Any, name: str = "f1", out_dir: str | Path | None = None,
         index = int(name.lstrip("f")) - 1
     except ValueError:
         index = 0
-    proc = StreamProcessor(cfg, name, index % spec.live.feature_replicas, spec.live.feature_replicas, out_dir)
-    return proc.run(stop_on_signals(stop))
+    stop = stop_on_signals(stop)
+    proc = Outage(f"features {name}", stop).call(
+        StreamProcessor, cfg, name, index % spec.live.feature_replicas, spec.live.feature_replicas, out_dir)
+    return proc.run(stop)

@@ -13,9 +13,10 @@ import threading
 from typing import Any
 
 from hlquant.bus.redis_state import RedisStreamBus
+from hlquant.connectors.base import topic_for
 from hlquant.hyperliquid.info import InfoClient
 from hlquant.hyperliquid.ws import HyperliquidFeed, market_subscriptions
-from hlquant.live.roles.common import role_spec, stop_on_signals
+from hlquant.live.roles.common import Outage, role_spec, stop_on_signals
 
 
 def run_ingest(cfg: Any, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -25,15 +26,24 @@ def run_ingest(cfg: Any, stop: threading.Event | None = None) -> dict[str, Any]:
     url, ws_url = ep.url, ep.ws_url
     bus = RedisStreamBus(r, live.namespace, maxlen=live.stream_maxlen)
     feed = HyperliquidFeed(ws_url, market_subscriptions(spec.symbols, candle_interval=live.candle_interval),
-                           info=InfoClient(url), bus=bus)
+                           info=InfoClient(url))
     stop = stop_on_signals(stop)
+    outage = Outage("ingest", stop)
+    counts = {"published": 0, "dropped_redis_down": 0}
 
-    async def main() -> int:
+    async def main() -> None:
         astop = asyncio.Event()
         loop = asyncio.get_running_loop()
         threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(astop.set)),
                          daemon=True).start()
-        return await feed.run(stop=astop)
+        async for ev in feed.events(astop):
+            try:  # market data cannot wait for Redis: while it is down events are dropped, counted
+                bus.publish(topic_for(ev), ev)
+                counts["published"] += 1
+                outage.up()
+            except outage.errors as e:
+                counts["dropped_redis_down"] += 1
+                outage.note_down(e, "dropping market events until it is back")
 
-    n = asyncio.run(main())
-    return {"events": n, "feed": dict(feed.counters)}
+    asyncio.run(main())
+    return {**counts, "outages": outage.outages, "feed": dict(feed.counters)}

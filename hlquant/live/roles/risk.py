@@ -26,6 +26,7 @@ from hlquant.hyperliquid.ws import user_subscriptions
 from hlquant.kernel import MarketHandler, Role, build_kernel
 from hlquant.live.roles.common import (
     MARKET_KINDS,
+    Outage,
     UserFeed,
     market_topic,
     role_spec,
@@ -111,13 +112,11 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         return diff
 
     bus = RedisStreamBus(r, live.namespace, group="risk", consumer="risk-0", maxlen=live.stream_maxlen)
-    for s in k.symbols:
-        for kind in MARKET_KINDS:
-            bus.subscribe(market_topic(kind, s), on_market)
-    for s in k.symbols:
-        bus.subscribe(f"Exec:{{{s}}}", on_exec)
-    for s in k.symbols:
-        bus.subscribe(f"Intent:{{{s}}}", on_intent)
+    topics = [(market_topic(kind, s), on_market) for s in k.symbols for kind in MARKET_KINDS]
+    topics += [(f"Exec:{{{s}}}", on_exec) for s in k.symbols]
+    topics += [(f"Intent:{{{s}}}", on_intent) for s in k.symbols]
+    for topic, handler in topics:
+        bus.subscribe(topic, handler)
     info = user = None
     if live.account_address:  # a (re)started risk process starts from the exchange's state, not flat
         from hlquant.hyperliquid.info import InfoClient
@@ -132,27 +131,32 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         h.start(k.clock.now_ms())
     log.info("risk on %s: consuming market, intent and exec streams", k.symbols)
     last_rec = time.monotonic()
-    try:
-        while not stop.is_set():
-            if user is not None:
-                for ev in user.drain():
-                    if isinstance(ev, (Fill, FundingPayment)):
-                        venue.on_fill(ev)
-                        changed[0] = True
-            n = bus.poll(block_ms=20, count=200)
-            if venue.release_orphans():
-                changed[0] = True
-            if info is not None and live.reconcile_s and time.monotonic() - last_rec > live.reconcile_s:
-                last_rec = time.monotonic()
-                if reconcile_with(info, live.account_address):
+    outage = Outage("risk", stop)
+
+    def step() -> None:
+        nonlocal last_rec
+        if user is not None:
+            for ev in user.drain():
+                if isinstance(ev, (Fill, FundingPayment)):
+                    venue.on_fill(ev)
                     changed[0] = True
-            if wall:
-                h.tick()
-            elif router.has_work:
-                router.flush()
-            sync()
-            if n == 0 and user is not None and not user.connected:
-                time.sleep(0.01)
+        n = bus.poll(block_ms=20, count=200)
+        if venue.release_orphans():
+            changed[0] = True
+        if info is not None and live.reconcile_s and time.monotonic() - last_rec > live.reconcile_s:
+            last_rec = time.monotonic()
+            if reconcile_with(info, live.account_address):
+                changed[0] = True
+        if wall:
+            h.tick()
+        elif router.has_work:
+            router.flush()
+        sync()
+        if n == 0 and user is not None and not user.connected:
+            time.sleep(0.01)
+
+    try:
+        outage.run(step)
     finally:
         try:
             router.drop_queued("shutdown")  # reported CANCELED, never silently lost

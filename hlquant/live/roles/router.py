@@ -31,7 +31,7 @@ from hlquant.core.events import (
     event_from_record,
 )
 from hlquant.kernel import Role, build_kernel
-from hlquant.live.roles.common import role_spec, stop_on_signals
+from hlquant.live.roles.common import Outage, role_spec, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -161,21 +161,24 @@ class RouterReplica:
             self.venue.schedule_cancel(self._dms_until)
 
     def run(self, stop: threading.Event, claim_idle_ms: int = 2_000) -> dict[str, Any]:
-        last_claim = 0.0
-        try:
-            while not stop.is_set():
+        last_claim = [0.0]
+
+        def step() -> None:
+            try:
+                self.bus.poll(block_ms=50, count=100)
+            except ClaimedElsewhere as e:  # left pending, retried later
+                log.info("%s", e)
+            now = time.monotonic()
+            if now - last_claim[0] > claim_idle_ms / 2000.0:
                 try:
-                    self.bus.poll(block_ms=50, count=100)
-                except ClaimedElsewhere as e:  # left pending, retried later
+                    self.bus.claim_stale(min_idle_ms=claim_idle_ms)
+                except ClaimedElsewhere as e:
                     log.info("%s", e)
-                now = time.monotonic()
-                if now - last_claim > claim_idle_ms / 2000.0:
-                    try:
-                        self.bus.claim_stale(min_idle_ms=claim_idle_ms)
-                    except ClaimedElsewhere as e:
-                        log.info("%s", e)
-                    last_claim = now
-                    self.keep_switch_armed()
+                last_claim[0] = now
+                self.keep_switch_armed()
+
+        try:
+            Outage(f"router {self.name}", stop).run(step)
         finally:
             self.audit.close()
         return dict(self.counters)
@@ -183,7 +186,7 @@ class RouterReplica:
 
 def run_router(cfg: Any, name: str, out_dir: str | Path | None = None,
                stop: threading.Event | None = None) -> dict[str, Any]:
-    rep = RouterReplica(cfg, name, out_dir)
     stop = stop_on_signals(stop)
+    rep = Outage(f"router {name}", stop).call(RouterReplica, cfg, name, out_dir)
     log.info("router replica %s (pid %d) consuming order streams for %s", name, os.getpid(), rep.symbols)
     return rep.run(stop)
