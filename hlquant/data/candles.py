@@ -121,24 +121,32 @@ class CandleBuilder:
     ``add`` returns the bars a trade closes (a trade in a later bar closes the
     open one); ``advance(ts)`` closes bars that ended at or before ``ts`` (time
     taken from any other event, so a quiet symbol's bar still closes); ``reset``
-    drops open bars (after a feed gap they are incomplete).
+    drops open bars (after a feed gap they are incomplete). A trade older than
+    its symbol's open bar, or of a bar already closed, is in no bar: it is
+    counted in ``late`` (the bar it belonged to was closed without it), never
+    merged into a later bar nor opening a second bar of the same minute.
     """
 
     def __init__(self, interval_ms: int, interval: str = "") -> None:
         self.interval_ms = int(interval_ms)
         self.interval = interval
         self._open: dict[str, _Bar] = {}
+        self._closed: dict[str, int] = {}  # symbol -> close time of its last closed bar
+        self.late = 0
 
     def add(self, symbol: str, ts: int, px: float, sz: float) -> list[Candle]:
         start = ts // self.interval_ms * self.interval_ms
         bar = self._open.get(symbol)
         out: list[Candle] = []
+        if start < self._closed.get(symbol, start) or (bar is not None and start < bar.start):
+            self.late += 1
+            return out
         if bar is not None and start > bar.start:
             out.append(self._close(symbol, bar))
             bar = None
         if bar is None:
             self._open[symbol] = _Bar(start, px, px, px, px, sz, 1)
-        else:  # same bar (a late trade of an earlier bar is not possible on one channel)
+        else:  # same bar
             bar.high, bar.low = max(bar.high, px), min(bar.low, px)
             bar.close = px
             bar.volume += sz
@@ -163,6 +171,7 @@ class CandleBuilder:
     def _close(self, symbol: str, b: _Bar) -> Candle:
         del self._open[symbol]
         t = b.start + self.interval_ms
+        self._closed[symbol] = t
         return Candle(t, t, symbol, self.interval, b.open, b.high, b.low, b.close, b.volume, b.n, b.start)
 
 

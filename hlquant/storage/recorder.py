@@ -9,7 +9,11 @@ reported as a gap interval instead of being silently absent. It also builds
 candles from its own trades with the archive's builder
 (``hlquant.data.candles.CandleBuilder``): bars the candle channel did not
 deliver are written from trades when the recorder saw the whole bar, and bars
-it did deliver are checked against the trades (volume and count).
+it did deliver are checked against the trades (volume and count). Bars close
+and gaps are bounded in exchange time, taken only from events the exchange
+stamps (trades, BBO, candles): the asset context carries no time, so its mark
+and funding events are stamped on receipt by this machine's clock, which may
+be seconds (or, against a replay, months) away from the exchange's.
 
 ``hlquant record import PATH...`` reads Hyperliquid's public archive files
 (``hlquant.storage.archive``) and ``hlquant record fetch`` downloads them from
@@ -26,12 +30,16 @@ import sys
 import time
 from typing import Any
 
-from hlquant.core.events import Candle, Event, Trade
+from hlquant.core.events import BBO, BookSnapshot, Candle, Event, Trade
 from hlquant.data.candles import CandleBuilder
 from hlquant.data.market import MarketData
 from hlquant.storage.postgres import DEFAULT_DSN, PostgresStore
 
 log = logging.getLogger(__name__)
+
+#: events that carry the exchange's own time (``activeAssetCtx`` has none: the feed stamps
+#: its MarkPrice and FundingRate with the local clock, which may disagree with the exchange's)
+EXCHANGE_TIMED = (Trade, BBO, Candle)
 
 
 # ----------------------------------------------------------------------------- recorder
@@ -57,7 +65,7 @@ class Recorder:
         self.buf: list[Event] = []
         self.counters = {"events": 0, "written": 0, "gaps": 0, "backfilled_candles": 0,
                          "candles_from_trades": 0, "candles_checked": 0, "candles_mismatch": 0,
-                         "candles_partial": 0}
+                         "candles_partial": 0, "candles_late_trades": 0}
         self.gaps: list[tuple[int, int]] = []
         self.holes: list[tuple[int, int]] = []
         self.builder = CandleBuilder(self.step, candle_interval)
@@ -166,17 +174,18 @@ class Recorder:
                 await asyncio.to_thread(self.flush)
             if getattr(ev, "symbol", None) in self.coins and type(ev).__name__ in (
                     "Trade", "BookSnapshot", "BBO", "Candle", "FundingRate", "MarkPrice"):
-                if gap_start is not None and type(ev).__name__ != "BookSnapshot":
+                if gap_start is not None and isinstance(ev, EXCHANGE_TIMED):
                     # the first live print after the gap closes it, in exchange time (resync
-                    # snapshots are stamped by REST and do not count)
+                    # snapshots are stamped by REST, asset contexts by the local clock)
                     self.gaps.append((gap_start, ev.ts_exch))
                     await asyncio.to_thread(self.backfill, gap_start, ev.ts_exch)
                     gap_start = None
                 self.buf.append(ev)
                 self.counters["events"] += 1
-                self._last_event_ms = max(self._last_event_ms, ev.ts_exch)
-                self._first_event_ms = self._first_event_ms or ev.ts_exch
-                if type(ev).__name__ != "BookSnapshot":  # resync snapshots carry REST's time
+                if isinstance(ev, (*EXCHANGE_TIMED, BookSnapshot)):
+                    self._last_event_ms = max(self._last_event_ms, ev.ts_exch)
+                    self._first_event_ms = self._first_event_ms or ev.ts_exch
+                if isinstance(ev, EXCHANGE_TIMED):  # not books: resync snapshots carry REST's time
                     self._track_candles(ev)
             if len(self.buf) >= self.flush_every or time.monotonic() - self._last_flush > self.flush_s:
                 await asyncio.to_thread(self.flush)
@@ -184,6 +193,7 @@ class Recorder:
         self.flush()
         if self._first_event_ms:
             await asyncio.to_thread(self.fill_holes, self._first_event_ms, self._last_event_ms)
+        self.counters["candles_late_trades"] = self.builder.late  # trades of bars already closed
         return {**self.counters, "gap_intervals": self.gaps, "holes": self.holes, "feed": dict(self.feed.counters)}
 
 

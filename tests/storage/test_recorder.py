@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from hlquant.connectors.replay import ReplayConnector
+from hlquant.core.events import BBO, MarkPrice, Side, Trade
 from hlquant.data.candles import trade_candles
 from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
 from hlquant.hyperliquid.info import InfoClient
 from hlquant.storage.recorder import Recorder
+
+pytestmark = pytest.mark.postgres  # every test records into a PostgreSQL schema (pg_store)
 
 
 def test_recorder_writes_the_feed_and_backfills_gaps(pg_store):
@@ -59,7 +63,9 @@ def _record(pg_store, md, **kw):
             task = asyncio.create_task(rec.run(stop))
             await asyncio.wait_for(rec.feed.connected.wait(), 10)
             await asyncio.sleep(0.3)
-            # not rebased: bars stay on the minute grid, as the exchange's are
+            # not rebased: the exchange time (January 2026) stays far from this machine's
+            # clock, which stamps the asset contexts (they carry no time); bars must still
+            # be cut in exchange time, and keep the sample's own bar times to compare with
             await asyncio.wrap_future(fx.replay(iter(ReplayConnector(md)), speed=3600, rebase=False))
             await asyncio.sleep(1.0)
             stop.set()
@@ -99,3 +105,63 @@ def test_recorder_checks_feed_candles_against_its_trades(pg_store):
     md = md.select(symbols=["BTC"], start=t0, end=t0 + 3_600_000)
     out = _record(pg_store, md)
     assert out["candles_checked"] > 30 and out["candles_mismatch"] == 0
+
+
+class _ScriptedFeed:
+    """Stands in for the WebSocket feed: the given events in order, no reconnect."""
+
+    def __init__(self, events):
+        self._events, self.counters = events, {"gaps": 0}
+
+    async def events(self, stop):
+        for ev in self._events:
+            yield ev
+
+
+M = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a minute boundary
+S = 1_000
+
+
+def _trade(t, px, sz, tid):
+    return Trade(t, t, "BTC", Side.BUY, px, sz, tid)
+
+
+def _bbo(t):
+    return BBO(t, t, "BTC", 90_000.0, 1.0, 90_001.0, 1.0)
+
+
+def _run_scripted(pg_store, events):
+    rec = Recorder(pg_store, "ws://127.0.0.1:9/ws", None, ["BTC"], feed_candles=False)
+    rec.feed = _ScriptedFeed(events)
+    return asyncio.run(rec.run(asyncio.Event())), pg_store.load_market()
+
+
+def test_a_mark_price_stamped_by_a_clock_ahead_does_not_cut_a_bar(pg_store):
+    """activeAssetCtx has no time: its MarkPrice is stamped on receipt by the local clock.
+    A clock 30 s ahead of the exchange's must not close the bar of the trades still coming."""
+    ahead = 30 * S
+    events = [_trade(M - 30 * S, 89_990.0, 0.5, 1),  # the first bar is partial (recorder joined late)
+              _trade(M + 1 * S, 90_000.0, 0.1, 2), _trade(M + 35 * S, 90_010.0, 0.2, 3),
+              MarkPrice(M + 40 * S + ahead, M + 40 * S + ahead, "BTC", 90_005.0, 90_004.0),
+              _trade(M + 45 * S, 89_980.0, 0.3, 4), _trade(M + 59 * S, 89_995.0, 0.4, 5),
+              _trade(M + 61 * S, 90_020.0, 0.5, 6), _bbo(M + 70 * S)]  # the BBO's time closes bar M
+    out, stored = _run_scripted(pg_store, events)
+    c = stored.candles
+    assert out["candles_from_trades"] == 1 and out["candles_partial"] == 1 and len(c) == 1
+    assert c["ts_exch"][0] == M + 60 * S and c["n"][0] == 4
+    assert (c["open"][0], c["high"][0], c["low"][0], c["close"][0]) == (90_000.0, 90_010.0, 89_980.0, 89_995.0)
+    assert np.isclose(c["volume"][0], 1.0)
+    assert len(stored.mark) == 1 and out["candles_late_trades"] == 0  # the mark itself is kept
+
+
+def test_a_trade_of_a_closed_bar_is_counted_not_merged(pg_store):
+    """A trade older than the open bar is in no bar: it is counted, the next bar stays exact."""
+    events = [_trade(M - 30 * S, 89_990.0, 0.5, 1), _trade(M + 1 * S, 90_000.0, 0.1, 2),
+              _trade(M + 61 * S, 90_020.0, 0.5, 3), _bbo(M + 70 * S),  # bar M closed
+              _trade(M + 30 * S, 70_000.0, 9.0, 4),  # of bar M, after it closed
+              _trade(M + 62 * S, 90_030.0, 0.25, 5), _bbo(M + 130 * S)]  # closes bar M + 60 s
+    out, stored = _run_scripted(pg_store, events)
+    c = stored.candles
+    assert list(c["ts_exch"]) == [M + 60 * S, M + 120 * S] and list(c["n"]) == [1, 2]
+    assert c["low"][1] == 90_020.0 and np.isclose(c["volume"][1], 0.75)
+    assert out["candles_from_trades"] == 2 and out.get("candles_late_trades") == 1
