@@ -60,6 +60,7 @@ from hlquant.core.events import (
 )
 from hlquant.venues.base import VenueListener
 from hlquant.venues.sim.config import AccountState, PositionState, SimVenueConfig
+from hlquant.venues.sim.latency import latency_model
 
 ERR_CANCEL = "Order was never placed, already canceled, or filled."
 
@@ -141,6 +142,7 @@ class SimVenue:
         self._tid = 0
         self._dms_at: int | None = None
         self.fees_paid = 0.0
+        self.latency = latency_model(self.config)  # each order's arrival delay (latency.py)
 
     # ------------------------------------------------------------------ protocol
     def assets(self) -> dict[str, AssetSpec]:
@@ -247,13 +249,14 @@ class SimVenue:
                 acks.append(OrderAck(now, now, req.cloid, req.symbol, OrderStatus.REJECTED, 0, error=err))
                 continue
             self._oid += 1
-            o = _Order(self._oid, req, now + self.config.latency_ms)
+            delay = self.latency.delay_ms()
+            o = _Order(self._oid, req, now + delay)
             self._orders[o.oid] = o
             self._live[o.oid] = o
             if req.cloid:
                 self._by_cloid[req.cloid] = o.oid
             self._active[req.symbol] += 1
-            if self.config.latency_ms <= 0:
+            if delay <= 0:
                 self._execute(o, now)
                 acks.append(o.ack(now, error=o._err))
             else:
