@@ -11,6 +11,7 @@
     hlquant record live|import|fetch ...       record the live feed; fetch and import the archives
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant audit verify RUN_DIR [--redis URL --namespace NS]   is the record complete?
+    hlquant parity RUN_DIR [--out DIR]         a paper/live session beside its backtest on the same events
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
 Hydra commands take the usual Hydra flags (``-m``, ``--cfg job``...). The
@@ -52,6 +53,9 @@ HELP = {
                  "  One process of live.topology=processes (the supervisor of `hlquant live` starts them all).",
     "replay": "hlquant replay RUN_DIR\n  Re-run a backtest from its run.json and audit log; exit 0 when every "
               "decision is identical.",
+    "parity": "hlquant parity RUN_DIR [--out DIR]\n  Re-run a recorded paper/live session's strategy through the "
+              "backtest on the market events it received;\n  write parity.html / parity.json (decisions, orders, "
+              "fills side by side, latency, the PnL gap by cause).",
 }
 
 
@@ -192,7 +196,10 @@ def _supervise_components(cfg, overrides: list[str], out: Path) -> None:
             loop.add_signal_handler(sig, stop.set)
         if cfg.live.duration_s:
             loop.call_later(float(cfg.live.duration_s), stop.set)
-        await sup.run(stop)
+        from hlquant.live.monitor import fleet_monitor
+
+        async with fleet_monitor(cfg, sup):  # the page, from the shared Redis state
+            await sup.run(stop)
 
     asyncio.run(main())
     print(f"components stopped; health: {sup.health()}")
@@ -288,13 +295,17 @@ def _main(argv: list[str]) -> None:
         rep = replay(rest[0])
         print(rep)
         raise SystemExit(0 if rep.identical else 1)
+    elif cmd == "parity":
+        from hlquant.promote.parity import main as parity_main
+
+        raise SystemExit(parity_main(rest))
     elif cmd == "generate-data":
         from hlquant.data.generate import main as gen_main
 
         gen_main(rest)
     else:
         raise ConfigError(f"unknown command {cmd!r}; commands: run, backtest, paper, live, component, "
-                          f"ingest, record, audit, replay, generate-data (hlquant --help)")
+                          f"ingest, record, audit, replay, parity, generate-data (hlquant --help)")
 
 
 def main(argv: list[str] | None = None) -> None:

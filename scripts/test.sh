@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev,clickhouse,cluster,archive
 if [ -f scripts/services.sh ]; then bash scripts/services.sh; fi
+bash scripts/browser.sh   # Debian's chromium for the monitoring page's browser test
 .venv/bin/ruff check hlquant strategies tests bench
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -367,7 +367,7 @@ class HyperliquidFeed(Connector):
                     for ev in self.normalize(raw):
                         yield self._seen(ev)
             except websockets.ConnectionClosed as e:
-                log.warning("hyperliquid ws closed: %s", e)
+                (log.info if isinstance(e, websockets.ConnectionClosedOK) else log.warning)("hyperliquid ws closed: %s", e)
             finally:
                 pinger.cancel()
                 closer.cancel()

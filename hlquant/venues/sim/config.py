@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hlquant.venues.sim.latency import LATENCY_MODELS
+
 
 @dataclass(frozen=True)
 class SimVenueConfig:
@@ -12,6 +14,13 @@ class SimVenueConfig:
     - taker_fee (0.00045) / maker_fee (0.00015): Hyperliquid's base tier for perps.
     - latency_ms (0): order arrival delay; an order sent at t executes against the
       market as it is at t + latency_ms (0 = processed on submit).
+    - latency ("constant"): ``constant`` = latency_ms for every order; ``empirical`` =
+      each order's delay drawn from the samples in latency_file (e.g. what
+      ``hlquant parity`` measured in a live session), seeded by latency_seed
+      (``hlquant.venues.sim.latency``).
+    - latency_file (None): the samples (ms) for ``empirical``: CSV with a latency_ms
+      column, one number per line, or JSON.
+    - latency_seed (0): seed of the empirical draws (same seed and orders, same delays).
     - initial_cash (100_000): USDC in the cross-margin account.
     - default_leverage (5) / leverage ({symbol: int}): per-asset leverage, capped by
       the asset's max_leverage; initial margin = notional / leverage.
@@ -31,6 +40,9 @@ class SimVenueConfig:
     taker_fee: float = 0.00045
     maker_fee: float = 0.00015
     latency_ms: int = 0
+    latency: str = "constant"
+    latency_file: str | None = None
+    latency_seed: int = 0
     initial_cash: float = 100_000.0
     default_leverage: int = 5
     leverage: dict[str, int] = field(default_factory=dict)
@@ -45,6 +57,10 @@ class SimVenueConfig:
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
             raise ValueError("venue.latency_ms must be >= 0")
+        if self.latency not in LATENCY_MODELS:
+            raise ValueError(f"venue.latency must be one of {LATENCY_MODELS}, got {self.latency!r}")
+        if self.latency == "empirical" and not self.latency_file:
+            raise ValueError("venue.latency=empirical needs venue.latency_file (samples in ms)")
         if self.default_leverage < 1:
             raise ValueError("venue.default_leverage must be >= 1")
         if self.initial_cash < 0:

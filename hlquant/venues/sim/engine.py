@@ -41,6 +41,7 @@ from hlquant.core.events import (
 from hlquant.venues.base import VenueListener
 from hlquant.venues.sim.config import SimVenueConfig
 from hlquant.venues.sim.funding import FundingMixin
+from hlquant.venues.sim.latency import latency_model
 from hlquant.venues.sim.liquidation import LiquidationMixin
 from hlquant.venues.sim.margin import MarginMixin
 from hlquant.venues.sim.matching import MatchingMixin
@@ -69,6 +70,7 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
     ) -> None:
         self.config = config or SimVenueConfig()
         self.clock = clock or SimClock()
+        self.latency = latency_model(self.config)  # constant, or drawn from measured samples
         self.account = account
         self._assets = dict(assets)
         self.cash = float(self.config.initial_cash)
@@ -179,7 +181,8 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
                                      error=err, code=code))
                 continue
             self._oid += 1
-            o = SimOrder(self._oid, req, now + self.config.latency_ms)
+            delay = self.latency.delay_ms()
+            o = SimOrder(self._oid, req, now + delay)
             if grouped_leg:
                 o.group = grouping
                 legs.append(o)
@@ -195,7 +198,7 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
                 ids = tuple(x.oid for x in legs)
                 for x in legs:
                     x.siblings = tuple(i for i in ids if i != x.oid)
-            if self.config.latency_ms <= 0:
+            if delay <= 0:
                 self._execute(o, now)
                 acks.append(o.ack(now, error=o.error))
             else:
