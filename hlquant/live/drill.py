@@ -147,8 +147,15 @@ class Drill:
             return False
         return all(self.r.exists(self._key(f"flease:{{{s}}}")) for s in self.symbols)
 
+    STAGES = ("FundingRate", "BookSnapshot", "BBO", "Trade", "Candle", "MarkPrice", "FeaturesReady", "Intent",
+              "OrderRequest", "CancelRequest", "Modify", "LeverageRequest", "Exec", "Audit")
+
     def streams(self) -> list[str]:
-        return sorted(k.decode() for k in self.r.scan_iter(f"{self.namespace}:*", _type="stream"))
+        """Stream keys in the order work flows through them: each stage writes downstream
+        before it acknowledges upstream, so one pass in this order cannot miss work in flight."""
+        keys = [k.decode() for k in self.r.scan_iter(f"{self.namespace}:*", _type="stream")]
+        rank = {s: i for i, s in enumerate(self.STAGES)}
+        return sorted(keys, key=lambda k: (rank.get(k.split(":")[-2], len(rank)), k))
 
     def backlog(self) -> dict[str, int]:
         """Entries not yet delivered (lag) or delivered but not acknowledged (pending), per
