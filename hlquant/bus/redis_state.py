@@ -108,9 +108,13 @@ class RedisStreamBus:
                 log.warning("undecodable bus message %s on %s: %s", msg_id, k, e)
                 self.r.xack(k, self.group, msg_id)
                 continue
-            for h in self._handlers[k]:
-                h(topic, ev)  # an exception leaves the entry pending: redelivered later
-            self.r.xack(k, self.group, msg_id)
+            try:
+                for h in self._handlers[k]:
+                    h(topic, ev)  # an exception leaves the entry pending: redelivered later
+                self.r.xack(k, self.group, msg_id)
+            except BaseException:
+                self._pending_first.add(k)  # this consumer re-reads its own pending entries next
+                raise
             n += 1
         self.counters["delivered"] += n
         return n

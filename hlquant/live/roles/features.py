@@ -141,6 +141,10 @@ class StreamProcessor:
                     del self.owned[sym]  # lost it (paused past the timeout): someone else owns it
                     self.counters["lost"] += 1
                 continue
+            mine = (self.r.get(key) or b"").decode() == self.name  # held under our name already
+            if mine and self._renew(keys=[key], args=[self.name, self.lease_ms]):
+                self._acquire(sym)  # after a failed commit: reload the state and pending entries
+                continue
             if self.preferred(sym):
                 if self.r.set(key, self.name, nx=True, px=self.lease_ms):
                     self._acquire(sym)
@@ -214,7 +218,14 @@ class StreamProcessor:
             acks.setdefault(key, []).append(msg_id)
         for key, ids in acks.items():
             p.xack(key, GROUP, *ids)
-        p.execute()
+        try:
+            p.execute()
+        except BaseException:
+            # not committed: the entries stay pending; re-read them (and reload the state the
+            # failed batch advanced) before anything new
+            self._pending.add(sym)
+            self.owned.pop(sym, None)
+            raise
         self.counters["events"] += len(entries)
         self.counters["batches"] += 1
         self.counters["announced"] += len(ready)
