@@ -82,10 +82,11 @@ def _stream_rows(redis_url: str, namespace: str) -> pd.DataFrame:
 def _records(frames: list[pd.DataFrame]) -> list[dict[str, Any]]:
     allrows = pd.concat(frames, ignore_index=True).drop_duplicates(subset=["session", "seq"])
     allrows = allrows.sort_values(["ts_exch", "session", "seq"], kind="stable")
-    return [dict(json.loads(p), kind=k, symbol=sym, agent=ag, ts_exch=int(t), session=str(se), seq=int(q))
-            for p, k, sym, ag, t, se, q in zip(allrows["payload"], allrows["kind"], allrows["symbol"],
-                                               allrows["agent"], allrows["ts_exch"], allrows["session"],
-                                               allrows["seq"], strict=True)]
+    return [dict(json.loads(p), kind=k, symbol=sym, agent=ag, ts_exch=int(t), ts_recv=int(tr), session=str(se),
+                 seq=int(q))
+            for p, k, sym, ag, t, tr, se, q in zip(allrows["payload"], allrows["kind"], allrows["symbol"],
+                                                   allrows["agent"], allrows["ts_exch"], allrows["ts_recv"],
+                                                   allrows["session"], allrows["seq"], strict=True)]
 
 
 def load_records(run_dir: str | Path, redis_url: str | None = None,
