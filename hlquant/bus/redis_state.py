@@ -108,13 +108,9 @@ class RedisStreamBus:
                 log.warning("undecodable bus message %s on %s: %s", msg_id, k, e)
                 self.r.xack(k, self.group, msg_id)
                 continue
-            try:
-                for h in self._handlers[k]:
-                    h(topic, ev)  # an exception leaves the entry pending: redelivered later
-                self.r.xack(k, self.group, msg_id)
-            except BaseException:
-                self._pending_first.add(k)  # this consumer re-reads its own pending entries next
-                raise
+            for h in self._handlers[k]:
+                h(topic, ev)  # an exception leaves the entry pending: redelivered later
+            self.r.xack(k, self.group, msg_id)
             n += 1
         self.counters["delivered"] += n
         return n
@@ -135,6 +131,9 @@ class RedisStreamBus:
         try:
             return self._poll(block_ms, count)
         except Exception as e:
+            # whatever failed (a handler, an ack, or a read whose reply was lost while the
+            # server already delivered), entries may now sit in this consumer's pending list
+            self._pending_first = set(self._streams)
             if "NOGROUP" not in str(e):
                 raise
             self.counters["groups_recreated"] += 1

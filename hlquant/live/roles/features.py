@@ -162,7 +162,15 @@ class StreamProcessor:
         """One read-apply-commit round over the owned symbols; returns events applied."""
         n = 0
         for sym in list(self.owned):
-            n += self._step_symbol(sym, count)
+            try:
+                n += self._step_symbol(sym, count)
+            except BaseException:
+                # not committed (or a read whose reply was lost): the entries stay pending under
+                # the symbol's consumer; reload the state the batch may have advanced and re-read
+                # them before anything new
+                self._pending.add(sym)
+                self.owned.pop(sym, None)
+                raise
         return n
 
     def _step_symbol(self, sym: str, count: int) -> int:
@@ -218,14 +226,7 @@ class StreamProcessor:
             acks.setdefault(key, []).append(msg_id)
         for key, ids in acks.items():
             p.xack(key, GROUP, *ids)
-        try:
-            p.execute()
-        except BaseException:
-            # not committed: the entries stay pending; re-read them (and reload the state the
-            # failed batch advanced) before anything new
-            self._pending.add(sym)
-            self.owned.pop(sym, None)
-            raise
+        p.execute()
         self.counters["events"] += len(entries)
         self.counters["batches"] += 1
         self.counters["announced"] += len(ready)
