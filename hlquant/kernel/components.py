@@ -170,19 +170,21 @@ def build_kernel(
     redis: Any = None,
     agent_names: list[str] | None = None,
     audit_flush_every: int | None = None,
+    component: str | None = None,
 ) -> Kernel:
     """Build the components ``role`` needs for ``spec`` (see the module table).
 
     ``assets`` default: the exchange's listing (paper/live) — a backtest passes the
     data's. ``venue`` overrides the mode's venue (tests, drills). ``redis``: the shared
     client of the multi-process roles. ``agent_names``: the agents an AGENT process runs.
+    ``component``: the name its audit log and audit stream carry (one per replica).
     """
     session = session or uuid.uuid4().hex[:12]
     clock = clock or _clock(spec, role)
     symbols = spec.symbols
     if assets is None:
         assets = exchange_assets(spec)
-    name = role.value if role is not Role.AGENT else f"agent-{'+'.join(agent_names or [])}"
+    name = component or (role.value if role is not Role.AGENT else f"agent-{'+'.join(agent_names or [])}")
     audit = _audit(spec, role, name, out_dir, session, redis)
     if audit_flush_every is not None:
         audit.flush_every = audit_flush_every

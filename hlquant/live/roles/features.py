@@ -90,7 +90,7 @@ class StreamProcessor:
     def __init__(self, cfg: Any, name: str = "f1", index: int = 0, replicas: int = 1,
                  out_dir: str | Path | None = None) -> None:
         spec, r = role_spec(cfg)
-        self.k = build_kernel(spec, Role.FEATURES, assets={}, redis=r, out_dir=out_dir)
+        self.k = build_kernel(spec, Role.FEATURES, assets={}, redis=r, out_dir=out_dir, component=f"features-{name}")
         self.r, self.name, self.index, self.replicas = r, name, int(index), max(1, int(replicas))
         live = spec.live
         self.ns, self.maxlen, self.lease_ms = live.namespace, live.stream_maxlen, live.claim_ttl_ms

@@ -47,7 +47,7 @@ class RouterReplica:
         spec, r = role_spec(cfg)
         live = spec.live
         self.k = build_kernel(spec, Role.ROUTER, redis=r, out_dir=out_dir, venue=venue,
-                              audit_flush_every=100)
+                              audit_flush_every=100, component=f"router-{name}")
         self.name = name
         self.r = r
         self.symbols = self.k.symbols
