@@ -34,19 +34,10 @@ from hlquant.connectors.replay import ReplayConnector
 from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
 from hlquant.live.drill import Drill, wait_for
-from tests.conftest import require_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC", "ETH", "SOL"]
 REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-@pytest.fixture()
-def redis_ok():
-    try:
-        redis.Redis(host="127.0.0.1", port=6379).ping()
-    except redis.ConnectionError:
-        require_server(False, "Redis on 127.0.0.1:6379")
 
 
 def intents_in_streams(r: redis.Redis, ns: str) -> set[str]:

@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
 from hlquant.audit.log import payloads, read_audit
 from hlquant.backtest.engine import Backtest
@@ -35,7 +34,6 @@ from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
 from hlquant.live.drill import Drill, wait_for
 from hlquant.live.engine import replay_market
-from tests.conftest import require_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = Path(__file__).resolve().parent / "conf"
@@ -115,14 +113,6 @@ def test_parity_strategy_exercises_every_trigger_and_the_account():
     assert agents == {"ma", "book", "carry", "stepper", "trend"}, agents
     stepper = [r for r in a["intent"] if r[2] == "stepper"]
     assert {r[5] for r in stepper} == {"BUY", "SELL"}  # it buys, then sells what it holds
-
-
-@pytest.fixture()
-def redis_ok():
-    try:
-        redis.Redis(host="127.0.0.1", port=6379).ping()
-    except redis.ConnectionError:
-        require_server(False, "Redis on 127.0.0.1:6379")
 
 
 @pytest.mark.slow

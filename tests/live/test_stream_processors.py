@@ -30,19 +30,10 @@ from hlquant.features.pipeline import FeatureProcessor
 from hlquant.features.specs import resolve_feature_specs
 from hlquant.features.store import InMemoryFeatureStore
 from hlquant.live.drill import Drill, wait_for
-from tests.conftest import require_server
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/10"
 SYMBOLS = ["BTC", "ETH", "SOL"]
-
-
-@pytest.fixture()
-def redis_ok():
-    try:
-        redis.Redis(host="127.0.0.1", port=6379).ping()
-    except redis.ConnectionError:
-        require_server(False, "Redis on 127.0.0.1:6379")
 
 
 def lease_owner(r: redis.Redis, ns: str, sym: str) -> str | None:
