@@ -122,5 +122,5 @@ async def run_session(cfg: Any, mode: str, out_dir: str | Path | None = None,
         except Exception as e:  # reconciliation is reported, never fatal at shutdown
             status["reconcile_error"] = str(e)
     if out_dir is not None:
-        (Path(out_dir) / "status.json").write_text(json.dumps(status, indent=2, default=str))
+        (Path(out_dir) / "status.json").write_text(json.dumps(redact(status), indent=2, default=str))
     return SessionResult(engine, feed, Path(out_dir) if out_dir is not None else None, status)
