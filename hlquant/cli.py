@@ -63,20 +63,92 @@ def _debug() -> bool:
     return os.environ.get("HLQUANT_DEBUG", "") not in ("", "0", "false")
 
 
+_NETWORK_ERRORS = (("redis.exceptions", ("ConnectionError", "TimeoutError")),
+                   ("psycopg", ("OperationalError",)), ("psycopg_pool", ("PoolTimeout",)),
+                   ("websockets.exceptions", ("InvalidHandshake", "InvalidURI")))
+"""Connection failures of client libraries that do not derive from OSError (requests' do)."""
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The classes of ``_NETWORK_ERRORS`` whose library is loaded (one that is not cannot
+    have raised)."""
+    out: list[type[BaseException]] = []
+    for mod, names in _NETWORK_ERRORS:
+        m = sys.modules.get(mod)
+        out += [getattr(m, n) for n in names if m is not None and hasattr(m, n)]
+    return tuple(out)
+
+
 def _report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One line for the user (``error: ...``), the traceback only with HLQUANT_DEBUG=1."""
+    """One line for the user (``error: ...``, secrets redacted), the traceback only with
+    HLQUANT_DEBUG=1: hlquant's own errors, OS and network errors."""
 
     def wrapped(*a: Any, **kw: Any) -> Any:
         try:
             return fn(*a, **kw)
-        except (HlquantError, OSError) as e:
-            if _debug():
+        except Exception as e:
+            net = _network_errors()
+            if not isinstance(e, (HlquantError, OSError, *net)) or _debug():
                 raise
-            print(f"error: {e}".splitlines()[0] if str(e) else f"error: {type(e).__name__}", file=sys.stderr)
+            from hlquant.audit.log import redact_text
+
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if isinstance(e, net) and not isinstance(e, (HlquantError, OSError)):
+                text = f"{type(e).__module__.split('.')[0]}: {text}"
+            print(f"error: {redact_text(text)}", file=sys.stderr)
             raise SystemExit(1) from None
 
     wrapped.__name__ = getattr(fn, "__name__", "task")
     return wrapped
+
+
+def _redact_hydra_dumps(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Hydra writes ``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` (and a sweep's
+    ``multirun.yaml``) before the task runs: rewrite them with secrets redacted first."""
+
+    def task(cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        from hlquant.config.build import redact_yaml_files
+
+        hc = HydraConfig.get()
+        files = []
+        if hc.output_subdir is not None:
+            d = Path(hc.runtime.output_dir) / str(hc.output_subdir)
+            files += [d / "config.yaml", d / "hydra.yaml", d / "overrides.yaml"]
+        if hc.mode.name == "MULTIRUN":
+            files.append(Path(str(hc.sweep.dir)) / "multirun.yaml")
+        redact_yaml_files(files)
+        return fn(cfg)
+
+    task.__name__ = getattr(fn, "__name__", "task")
+    return task
+
+
+def _redact_logs() -> None:
+    """Every log record (message and traceback) passes through ``redact_text``: Hydra's job
+    log and the components' logs are files the project writes."""
+    from hlquant.audit.log import redact_text
+
+    base = logging.getLogRecordFactory()
+    if getattr(base, "hlquant_redacts", False):
+        return
+
+    def factory(*a: Any, **kw: Any) -> logging.LogRecord:
+        rec = base(*a, **kw)
+        try:
+            msg = rec.getMessage()
+        except Exception:  # a malformed call: logging reports it when the record is formatted
+            return rec
+        clean = redact_text(msg)
+        if clean != msg:
+            rec.msg, rec.args = clean, None
+        if rec.exc_info and not rec.exc_text:
+            rec.exc_text = redact_text(logging.Formatter().formatException(rec.exc_info))
+        return rec
+
+    factory.hlquant_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def _hydra_main(task_fn: Callable[[Any], Any], argv: list[str]) -> None:
@@ -87,7 +159,8 @@ def _hydra_main(task_fn: Callable[[Any], Any], argv: list[str]) -> None:
 
     register_schemas()
     sys.argv = [sys.argv[0], *argv]
-    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_report_errors(task_fn))()
+    task = _report_errors(_redact_hydra_dumps(task_fn))
+    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(task)()
 
 
 def _backtest_task(cfg):
@@ -311,6 +384,7 @@ def _main(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _redact_logs()
     _report_errors(_main)(argv)
 
 

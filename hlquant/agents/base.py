@@ -219,6 +219,9 @@ class Agent:
 
     features: ClassVar[Sequence[Mapping[str, Any]]] = ()
     defaults: ClassVar[Mapping[str, Any]] = {}
+    signed_params: ClassVar[Sequence[str]] = ()
+    """Parameters with a positive default that may still be set negative; every other one
+    is refused below 0 or non-finite when the config is built (a negative size flips sides)."""
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from hlquant.agents.base import Agent
-from hlquant.audit.log import AuditLog
+from hlquant.audit.log import AuditLog, redact, redact_text
 from hlquant.config.spec import DEFAULT_STALENESS, KernelSpec
 from hlquant.core.assets import DEFAULT_ASSETS, AssetSpec
 from hlquant.core.clock import SimClock
@@ -244,8 +244,9 @@ class Backtest:
     # ------------------------------------------------------------------
     def _result(self, eq_t, eq_v, pos_v, n_events: int, loop_s: float, feat_s: float) -> BacktestResult:
         k = self.kernel
+        # the report (metrics.json, report.html) shows the name and params: never a secret
         art = artifacts_from_run((eq_t, eq_v, pos_v), list(self.market.symbols), k.fills, k.funding,
-                                 self.spec.venue.initial_cash, self.name, self.params)
+                                 self.spec.venue.initial_cash, redact_text(self.name), redact(self.params))
         metrics = build_report(art)
         stats = {
             "events": n_events,

@@ -91,6 +91,9 @@ class SweepSummary(Callback):
         start_sweep(str(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from hlquant.config.build import redact_yaml_files
+
+        redact_yaml_files([Path(str(config.hydra.sweep.dir)) / "multirun.yaml"])  # jobs may run elsewhere
         try:
             self._summarize(config)
         except Exception as e:

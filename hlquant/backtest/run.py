@@ -31,9 +31,10 @@ DECISION_KINDS = (
 def build_backtest(cfg: Any, market: Any = None, out_dir: str | Path | None = None,
                    session: str | None = None, progress: bool | None = None) -> Backtest:
     c = to_dict(cfg)
+    spec = KernelSpec.from_config(c, mode="sim")  # a bad config fails before the data is read
     market = market if market is not None else load_market(c.get("data", {}))
     return Backtest(
-        market, spec=KernelSpec.from_config(c, mode="sim"), out_dir=out_dir, session=session,
+        market, spec=spec, out_dir=out_dir, session=session,
         progress=bool(c.get("progress", False)) if progress is None else progress,
     )
 

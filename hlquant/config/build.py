@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ def load_market(data: Mapping[str, Any]) -> Any:
 
         if not data.get("path"):
             raise ConfigError("data=files needs data.path=/dir/with/candles.parquet")
-        market = load_files(Path(data["path"]).expanduser())
+        irregular = data.get("irregular") or "reject"
+        if irregular not in ("reject", "accept"):
+            raise ConfigError(f"data.irregular must be reject or accept, got {irregular!r}")
+        market = load_files(Path(data["path"]).expanduser(), irregular=irregular)
     elif source in ("postgres", "timescale"):
         from hlquant.storage.postgres import load_market_from_config
 
@@ -104,3 +108,22 @@ def load_market(data: Mapping[str, Any]) -> Any:
 def redacted_yaml(cfg: Any) -> str:
     """Config dump safe to print or store: secrets replaced by '***'."""
     return OmegaConf.to_yaml(OmegaConf.create(redact(to_dict(cfg))))
+
+
+def redact_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Rewrite YAML dumps (Hydra's ``.hydra/*.yaml``, ``multirun.yaml``) with secrets replaced
+    by '***', interpolations left as written; returns the files that changed. Hydra writes
+    them before any hlquant code runs, so each task calls this first."""
+    changed = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            continue
+        raw = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
+        clean = redact(raw)
+        if clean == raw:
+            continue
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")  # concurrent sweep jobs rewrite multirun.yaml
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(clean)), encoding="utf-8")
+        os.replace(tmp, p)
+        changed.append(p)
+    return changed

@@ -9,6 +9,7 @@ directly. Nothing else reads the config's component groups.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,19 @@ ON_ERROR_BY_MODE = {"sim": "raise", "paper": "quarantine", "live": "quarantine"}
 runs stop with one line; paper and live quarantine the agent and go on."""
 
 DEFAULT_STALENESS = {"default": 500}
+
+
+def check_params(agent: Agent, where: str) -> None:
+    """A numeric parameter whose default is positive (a size, a window, a threshold) must be a
+    finite number >= 0, unless the agent lists it in ``signed_params``: ``size_usd=-5`` would
+    flip the side of every order, NaN would pass every comparison."""
+    for k, d in type(agent).defaults.items():
+        if isinstance(d, bool) or not isinstance(d, int | float) or not d > 0 or k in agent.signed_params:
+            continue
+        v = agent.params.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf:
+            raise ConfigError(f"{where}.{k} (agent {agent.name}) must be a finite number >= 0 "
+                              f"(its default is {d!r}), got {v!r}")
 
 
 @dataclass
@@ -54,6 +68,18 @@ class KernelSpec:
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise ConfigError(f"agent names must be unique, got {names}")
+        for i, a in enumerate(self.agents):
+            check_params(a, f"strategy.agents[{i}].params")
+        for k, v in dict(self.staleness).items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf or v != int(v):
+                raise ConfigError(f"features.staleness.{k} must be a whole number of ms >= 0, got {v!r}")
+        if not self.venue.initial_cash > 0:  # a run's account; the fake exchange may hold unfunded ones
+            raise ConfigError(f"venue.initial_cash must be a positive finite number (USDC) for a run, "
+                              f"got {self.venue.initial_cash!r}")
+        if self.risk.max_order_notional < self.venue.min_order_value:
+            raise ConfigError(f"risk.max_order_notional must be >= venue.min_order_value "
+                              f"({self.venue.min_order_value:g}, the exchange's minimum order): every order "
+                              f"would be refused; got {self.risk.max_order_notional!r}")
 
     def endpoints(self) -> Endpoints:
         """The exchange's REST and WebSocket URLs, mainnet derived from them (``live.*``)."""

@@ -4,13 +4,18 @@ Users' files follow ``hlquant.data.schema`` (documented in docs/data.md).
 Validation is vectorized; a bad file raises ``DataError`` naming the file,
 the column and the 1-based data row (the header is not counted), e.g.
 ``candles.csv row 17: column 'high' is 99.5, below 'low' 100.0``. Unsorted
-input is sorted, not rejected.
+input is sorted, not rejected. Data that would make a backtest lie is rejected
+too: candles off their grid (a bar one second late made the old "smallest step"
+rule read 1 s bars, so every close was seen 59 s early), timestamps in another
+unit or out of range, absurd magnitudes, a crossed book.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
+import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,12 +26,22 @@ import pandas as pd
 
 from hlquant.core.errors import DataError
 from hlquant.core.events import L2_DEPTH, MARKET_DTYPES, MarketKind
-from hlquant.data.market import STREAMS, MarketData, is_native_parquet
-from hlquant.data.schema import FILE_SUFFIXES, SCHEMAS, Column, StreamSchema
+from hlquant.data.market import STREAMS, MarketData, interval_label, is_native_parquet
+from hlquant.data.schema import (
+    FILE_SUFFIXES,
+    FUTURE_MARGIN_MS,
+    MIN_TS_MS,
+    SCHEMAS,
+    Column,
+    StreamSchema,
+)
+
+log = logging.getLogger(__name__)
 
 SAMPLE_PACKAGE = "hlquant.data"
 SAMPLE_DIR = "sample"
 
+_INT64_MAX = 2**63 - 1
 _SIDES = {"b": 1, "buy": 1, "bid": 1, "1": 1, "a": -1, "sell": -1, "ask": -1, "-1": -1}
 
 
@@ -69,6 +84,7 @@ def load_files(
     candle_ts: Literal["open", "close"] = "open",
     on_error: Literal["raise", "skip"] = "raise",
     bad_rows: list[tuple[str, int, str]] | None = None,
+    irregular: Literal["reject", "accept"] = "reject",
 ) -> MarketData:
     """Load a directory of stream files (or one candles file).
 
@@ -77,11 +93,13 @@ def load_files(
       A directory written by ``MarketData.save`` is recognised and loaded as is.
     - symbols: symbol table order; rows of other symbols are dropped. Default:
       all symbols found, sorted alphabetically.
-    - interval_ms: candle interval; default inferred (smallest ts step per symbol,
-      60000 if every symbol has a single bar).
+    - interval_ms: candle interval; default the dominant spacing (the most common step
+      between consecutive bars of a symbol; 60000 if every symbol has a single bar).
     - candle_ts: whether candle ``ts`` is the bar open (default) or close time.
     - on_error: ``raise`` (default) stops at the first bad row with its position;
       ``skip`` drops bad rows and appends ``(file, line, reason)`` to ``bad_rows``.
+    - irregular: ``reject`` (default) refuses candles off the interval's grid, naming the
+      first; ``accept`` keeps them (logged, counted in ``meta["irregular_bars"]``).
     """
     p = Path(path)
     if not p.exists():
@@ -104,6 +122,8 @@ def load_files(
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if irregular not in ("reject", "accept"):
+        raise ValueError(f"irregular must be 'reject' or 'accept', got {irregular!r}")
     frames = {stem: read_stream(f, SCHEMAS[stem], on_error, bad_rows) for stem, f in files.items()}
     if symbols is None:
         table = sorted(set().union(*(set(fr["symbol"]) for fr in frames.values())))
@@ -112,12 +132,22 @@ def load_files(
     candles = frames["candles"]
     if interval_ms is None:
         interval_ms = infer_interval(candles["ts"], candles["symbol"])
+    off = off_grid(candles["ts"], candles["symbol"], interval_ms)
+    meta: dict[str, Any] = {"source": "files", "files": {k: str(v) for k, v in files.items()}}
+    if off.any():
+        i = int(np.argmax(off))
+        label = interval_label(interval_ms)
+        what = (f"column 'ts' is {_iso(candles['ts'][i])}, off the {label} grid of {candles['symbol'][i]} "
+                f"({int(off.sum())} of {len(off)} bars; {label} is the most common step between bars)")
+        if irregular == "reject":
+            raise _row_error(files["candles"].name, i, f"{what}; data.irregular=accept keeps them")
+        log.warning("%s row %d: %s; kept (irregular=accept)", files["candles"].name, i + 1, what)
+        meta["irregular_bars"] = int(off.sum())
     shift = interval_ms if candle_ts == "open" else 0
     arrays = {
         STREAMS[SCHEMAS[stem].kind]: _to_array(fr, SCHEMAS[stem], table, shift)
         for stem, fr in frames.items()
     }
-    meta = {"source": "files", "files": {k: str(v) for k, v in files.items()}}
     return MarketData(**arrays, symbols=table, interval_ms=interval_ms, meta=meta)
 
 
@@ -138,7 +168,17 @@ def read_stream(path: Path, schema: StreamSchema, on_error: str = "raise",
             df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except (OSError, ValueError) as e:
         raise DataError(f"{fname}: cannot read file: {e}") from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    given = [str(c).strip() for c in df.columns]
+    df.columns = [c.lower() for c in given]
+    seen: dict[str, str] = {}
+    for c in given:
+        if c.lower() in seen:
+            raise DataError(f"{fname}: columns {seen[c.lower()]!r} and {c!r} differ only in case "
+                            "(column names are case-insensitive): keep one")
+        seen[c.lower()] = c
+    if not len(df):
+        hint = "" if schema.name == "candles" else "; remove the file if the stream has no data"
+        raise DataError(f"{fname}: no data rows (only a header: {', '.join(given) or 'none'}){hint}")
     if on_error == "skip":
         return _read_skipping(df, fname, schema, bad_rows if bad_rows is not None else [])
     return _validate(df, fname, schema)
@@ -243,12 +283,12 @@ def _parse_number(s: pd.Series, fname: str, col: Column) -> np.ndarray:
     inf = np.isinf(vals)
     if inf.any():
         i = int(np.argmax(inf))
-        raise _row_error(fname, i, f"column {col.name!r} is {vals[i]!r}, not finite")
+        raise _row_error(fname, i, f"column {col.name!r} is {_fmt(vals[i])}, not finite")
     if col.type == "int":
         frac = ~bad & (vals != np.floor(np.where(bad, 0.0, vals)))
         if frac.any():
             i = int(np.argmax(frac))
-            raise _row_error(fname, i, f"column {col.name!r} is {vals[i]!r}, not an integer")
+            raise _row_error(fname, i, f"column {col.name!r} is {_fmt(vals[i])}, not an integer")
         return vals.astype(np.int64)
     return vals
 
@@ -276,21 +316,69 @@ def _parse_side(s: pd.Series, fname: str) -> np.ndarray:
 
 def parse_ts(s: pd.Series, fname: str, col: str = "ts") -> np.ndarray:
     """Timestamps -> int64 ms since epoch (UTC). Accepts int ms, ISO-8601 text
-    (naive = UTC) and pandas datetimes; names the first unparsable row."""
+    (naive = UTC) and pandas datetimes; names the first unparsable row, and the
+    first outside [2015-01-01, a day from now] with the unit it looks like."""
+    ms = _parse_ts(s, fname, col)
+    _check_ts_range(ms, s, fname, col)
+    return ms
+
+
+def _iso(ms: int) -> str:
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
+
+
+def _ts_unit_hint(v: float, hi: float) -> str:
+    """What an out-of-range int timestamp probably is (read as milliseconds)."""
+    for factor, unit, fix in ((1e3, "seconds", "multiply by 1000"), (1e-3, "microseconds", "divide by 1000"),
+                              (1e-6, "nanoseconds", "divide by 1,000,000")):
+        if MIN_TS_MS <= v * factor <= hi:
+            return f": it looks like {unit} since epoch ({fix})"
+    return ""
+
+
+def _check_ts_range(ms: np.ndarray, s: pd.Series, fname: str, col: str) -> None:
+    hi = time.time() * 1000 + FUTURE_MARGIN_MS
+    bad = (ms < MIN_TS_MS) | (ms > hi)
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    raw, v = s.iloc[i], int(ms[i])
+    if hasattr(raw, "isoformat"):
+        shown, numeric = repr(raw.isoformat()), False
+    elif isinstance(raw, str):
+        shown, numeric = repr(raw), raw.strip().lstrip("-").isdigit()
+    else:  # an int or float column of Parquet
+        shown, numeric = str(int(raw)), True
+    if v < 0:
+        raise _row_error(fname, i, f"column {col!r} is {shown}, negative (a time is ms since 1970-01-01 UTC)")
+    why = f"before {_iso(MIN_TS_MS)[:10]}" if v < MIN_TS_MS else "more than a day in the future"
+    if numeric:
+        why += f" read as milliseconds{_ts_unit_hint(float(v), hi)}"
+    raise _row_error(fname, i, f"column {col!r} is {shown}, {why}")
+
+
+def _parse_ts(s: pd.Series, fname: str, col: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         if s.isna().any():
             raise _row_error(fname, int(np.argmax(s.isna().to_numpy())), f"column {col!r} is empty")
         dt = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
         return pd.DatetimeIndex(dt).as_unit("ms").asi8.copy()
     if pd.api.types.is_integer_dtype(s.dtype):
+        if s.dtype == np.uint64 and len(s) and int(s.max()) > _INT64_MAX:
+            i = int(np.argmax(s.to_numpy() > _INT64_MAX))
+            raise _row_error(fname, i, f"column {col!r} is {int(s.iloc[i])}, too large for a timestamp")
         return s.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(s.dtype):
         v = s.to_numpy(dtype=np.float64)
         bad = np.isnan(v) | (v != np.floor(np.nan_to_num(v)))
         if bad.any():
             i = int(np.argmax(bad))
-            what = "empty" if np.isnan(v[i]) else f"{v[i]!r}, not an integer ms timestamp"
+            what = "empty" if np.isnan(v[i]) else f"{_fmt(v[i])}, not an integer ms timestamp"
             raise _row_error(fname, i, f"column {col!r} is {what}")
+        big = np.abs(v) > _INT64_MAX
+        if big.any():
+            i = int(np.argmax(big))
+            raise _row_error(fname, i, f"column {col!r} is {_fmt(v[i])}, too large for a timestamp")
         return v.astype(np.int64)
     obj = np.array([str(x).strip() if x is not None else "" for x in s.to_numpy(dtype=object)])
     empty = obj == ""
@@ -299,7 +387,12 @@ def parse_ts(s: pd.Series, fname: str, col: str = "ts") -> np.ndarray:
     digits = np.char.isdigit(np.char.lstrip(obj.astype(str), "-"))
     out = np.empty(len(obj), dtype=np.int64)
     if digits.any():
-        out[digits] = obj[digits].astype(np.int64)
+        try:
+            out[digits] = obj[digits].astype(np.int64)
+        except OverflowError:
+            i = next(i for i in np.flatnonzero(digits) if abs(int(obj[i])) > _INT64_MAX)
+            raise _row_error(fname, int(i), f"column {col!r} is {str(obj[i])!r}, too large for a timestamp "
+                                            "(int ms since epoch)") from None
     rest = ~digits
     if rest.any():
         parsed = pd.to_datetime(pd.Series(obj[rest]), utc=True, format="ISO8601", errors="coerce")
@@ -334,6 +427,10 @@ def _check_values(out: dict[str, np.ndarray], schema: StreamSchema, fname: str) 
         if v is None:
             continue
         name = col.name
+        hi = col.limit
+        if hi is not None and v.dtype.kind == "f":
+            first(np.abs(v) > hi, lambda i, v=v, n=name, hi=hi: f"column {n!r} is {_fmt(v[i])}, beyond the "
+                  f"sanity bound {hi:g} (absolute value)")
         if col.type == "price":
             first(v <= 0, lambda i, v=v, n=name: f"column {n!r} is {_fmt(v[i])}, must be > 0")
         elif col.type == "size" and col.positive:
@@ -363,9 +460,45 @@ def _check_values(out: dict[str, np.ndarray], schema: StreamSchema, fname: str) 
                 ~np.isnan(px) & np.isnan(sz),
                 lambda i, s=side: f"column '{s}_sz' is empty but '{s}_px' is set",
             )
+            first(
+                ~np.isnan(px) & (sz <= 0),
+                lambda i, s=side, sz=sz: f"column '{s}_sz' is {_fmt(sz[i])} but '{s}_px' is set: must be > 0",
+            )
+        _check_book(out, first)
     if errs:
         i, msg = min(errs, key=lambda e: e[0])
         raise _row_error(fname, i, msg)
+
+
+def _check_book(out: dict[str, np.ndarray], first) -> None:
+    """Within each (ts, symbol) snapshot: no bid at or above an ask (a crossed book), bids
+    falling and asks rising with the level."""
+    df = pd.DataFrame({"ts": out["ts"], "symbol": out["symbol"], "level": out["level"],
+                       "bid": out["bid_px"], "ask": out["ask_px"]})
+    g = df.groupby(["ts", "symbol"], sort=False)
+    best_bid, best_ask = g["bid"].transform("max").to_numpy(), g["ask"].transform("min").to_numpy()
+    bid, ask = out["bid_px"], out["ask_px"]
+    first(ask <= best_bid, lambda i: f"column 'ask_px' is {_fmt(ask[i])}, at or below the best bid "
+          f"{_fmt(best_bid[i])} of the same book (crossed)")
+    first(bid >= best_ask, lambda i: f"column 'bid_px' is {_fmt(bid[i])}, at or above the best ask "
+          f"{_fmt(best_ask[i])} of the same book (crossed)")
+    order = np.lexsort((out["level"], pd.factorize(out["symbol"])[0], out["ts"]))
+    same = np.zeros(len(order), dtype=bool)
+    if len(order) > 1:
+        same[1:] = (np.diff(out["ts"][order]) == 0) & (out["symbol"][order][1:] == out["symbol"][order][:-1])
+    for side, wrong in (("bid", np.greater_equal), ("ask", np.less_equal)):
+        px = out[f"{side}_px"][order]
+        prev = np.full(len(px), np.nan)
+        prev[1:] = px[:-1]
+        bad_sorted = same & wrong(px, prev)  # NaN (an absent level) compares False
+        bad = np.zeros(len(px), dtype=bool)
+        bad[order] = bad_sorted
+        prev_file = np.full(len(px), np.nan)
+        prev_file[order] = prev
+        word = "below" if side == "bid" else "above"
+        first(bad, lambda i, s=side, p=out[f"{side}_px"], q=prev_file, w=word: (
+            f"column '{s}_px' is {_fmt(p[i])} at level {out['level'][i]}, not {w} the level before "
+            f"({_fmt(q[i])})"))
 
 
 def _check_duplicates(out: dict[str, np.ndarray], schema: StreamSchema, fname: str) -> None:
@@ -393,7 +526,10 @@ def _check_duplicates(out: dict[str, np.ndarray], schema: StreamSchema, fname: s
 
 
 def infer_interval(ts: np.ndarray, symbol: np.ndarray) -> int:
-    """Smallest positive step between bars of the same symbol (60000 if none)."""
+    """The dominant spacing: the most common positive step between consecutive bars of
+    the same symbol (60000 if none; the smaller step on a tie). Not the smallest step:
+    one bar a second off the grid would make that 1 s, and every bar's close would be
+    stamped (and seen) 59 s before it happened."""
     if len(ts) < 2:
         return 60_000
     codes, _ = pd.factorize(symbol)
@@ -401,7 +537,25 @@ def infer_interval(ts: np.ndarray, symbol: np.ndarray) -> int:
     t, c = ts[order], codes[order]
     d = np.diff(t)
     ok = (np.diff(c) == 0) & (d > 0)
-    return int(d[ok].min()) if ok.any() else 60_000
+    if not ok.any():
+        return 60_000
+    steps, counts = np.unique(d[ok], return_counts=True)
+    return int(steps[np.argmax(counts)])
+
+
+def off_grid(ts: np.ndarray, symbol: np.ndarray, interval_ms: int) -> np.ndarray:
+    """Bars (file order) off their symbol's grid: ``ts`` not congruent, modulo the
+    interval, to the phase most of that symbol's bars share. Missing bars (a step that is
+    a multiple of the interval) are gaps, not irregular."""
+    if not len(ts):
+        return np.zeros(0, dtype=bool)
+    codes, _ = pd.factorize(symbol)
+    phase = np.asarray(ts, dtype=np.int64) % int(interval_ms)
+    n = pd.DataFrame({"c": codes, "p": phase}).value_counts().reset_index()  # columns c, p, count
+    n = n.sort_values(["c", "count", "p"], ascending=[True, False, True]).drop_duplicates("c")
+    common = np.empty(int(codes.max()) + 1, dtype=np.int64)
+    common[n["c"].to_numpy()] = n["p"].to_numpy()
+    return phase != common[codes]
 
 
 # ----------------------------------------------------------------------------- to arrays

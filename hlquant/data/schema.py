@@ -13,9 +13,14 @@ Column types:
 - ``ts_recv`` (optional everywhere): receive time, same formats; default
   the exchange time (bar close for candles).
 - ``symbol``: non-empty string.
-- ``price``: float > 0. ``size``: float >= 0. ``float``: any finite number.
+- ``price``: float > 0 and at most ``MAX_PRICE``. ``size``: float >= 0 and at most
+  ``MAX_SIZE``. ``float``: any finite number (within ``max_abs`` when a column sets it).
 - ``int``: integer >= 0. ``side``: "B"/"A", "buy"/"sell" (any case) or 1/-1.
 - ``nullable`` columns accept empty/NaN (an absent L2 level, unknown oracle price).
+
+Timestamps (``ts``, ``ts_recv``) must lie between ``MIN_TS_MS`` (2015-01-01) and a day
+after the loader runs: a value outside, e.g. seconds or microseconds instead of
+milliseconds, is rejected with the unit it looks like.
 """
 
 from __future__ import annotations
@@ -25,6 +30,20 @@ from dataclasses import dataclass
 from hlquant.core.events import MarketKind
 
 COLUMN_TYPES = ("ts", "symbol", "price", "size", "float", "int", "side")
+
+MAX_PRICE = 1e9
+"""Highest price accepted: Hyperliquid's dearest perp (BTC) trades near 1e5; a larger value
+is a unit or parsing error (1e300 would overflow notionals and equity)."""
+MAX_SIZE = 1e15
+"""Largest size or volume accepted (coins): more than any coin's supply per bar or trade."""
+MAX_FUNDING_RATE = 0.04
+"""Hyperliquid caps funding at 4% per hour (docs: funding); a larger hourly rate is a rate in
+percent, a rate per 8 h of another venue, or garbage."""
+MIN_TS_MS = 1_420_070_400_000
+"""2015-01-01 UTC: earlier timestamps are seconds (or another unit) read as milliseconds."""
+FUTURE_MARGIN_MS = 86_400_000
+"""Timestamps more than a day after the loader's wall clock are rejected (data cannot come
+from the future; microseconds read as milliseconds land in year 57,000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +55,8 @@ class Column:
     - required: a file without it is rejected; optional columns take ``default``.
     - nullable: empty/NaN values are allowed.
     - positive: for ``size`` columns, require > 0 instead of >= 0.
+    - max_abs: largest absolute value accepted (default by type: ``MAX_PRICE`` for prices,
+      ``MAX_SIZE`` for sizes, none for the rest).
     - doc: meaning, shown in docs/data.md.
     """
 
@@ -45,7 +66,15 @@ class Column:
     default: float | int | None = None
     nullable: bool = False
     positive: bool = False
+    max_abs: float | None = None
     doc: str = ""
+
+    @property
+    def limit(self) -> float | None:
+        """The largest absolute value accepted (``max_abs``, else the type's bound)."""
+        if self.max_abs is not None:
+            return self.max_abs
+        return {"price": MAX_PRICE, "size": MAX_SIZE}.get(self.type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +117,8 @@ CANDLES = StreamSchema(
         _RECV,
     ),
     ("ts", "symbol"),
-    "OHLCV bars, one interval (inferred from the smallest ts step, or interval_ms=).",
+    "OHLCV bars on one grid: the interval is the most common step between a symbol's bars "
+    "(or interval_ms=); bars off that grid are rejected unless irregular='accept'.",
 )
 TRADES = StreamSchema(
     "trades",
@@ -120,7 +150,8 @@ L2 = StreamSchema(
     ),
     ("ts", "symbol", "level"),
     "Book snapshots in long format: one row per (ts, symbol, level). "
-    "Missing levels are padded with px NaN and sz 0.",
+    "Missing levels are padded with px NaN and sz 0. A level with a price has a size > 0, "
+    "bids fall and asks rise with the level, and no bid reaches an ask (a crossed book).",
 )
 FUNDING = StreamSchema(
     "funding",
@@ -128,8 +159,9 @@ FUNDING = StreamSchema(
     (
         _TS,
         _SYM,
-        Column("rate", "float", doc="funding rate per hour (Hyperliquid pays hourly)"),
-        Column("premium", "float", required=False, default=0.0),
+        Column("rate", "float", max_abs=MAX_FUNDING_RATE,
+               doc="funding rate per hour (Hyperliquid pays hourly, capped at 4%)"),
+        Column("premium", "float", required=False, default=0.0, max_abs=1.0),
         Column("oracle_px", "price", required=False, default=float("nan"), nullable=True),
         _RECV,
     ),
@@ -143,9 +175,9 @@ BBO = StreamSchema(
         _TS,
         _SYM,
         Column("bid_px", "price"),
-        Column("bid_sz", "size"),
+        Column("bid_sz", "size", positive=True),
         Column("ask_px", "price", doc="> bid_px"),
-        Column("ask_sz", "size"),
+        Column("ask_sz", "size", positive=True),
         _RECV,
     ),
     ("ts", "symbol"),

@@ -28,6 +28,7 @@ from typing import Any
 
 from hlquant.config.build import to_dict
 from hlquant.core.assets import DEFAULT_ASSETS
+from hlquant.core.errors import HlquantError
 from hlquant.risk.engine import RiskConfig
 
 #: Hyperliquid's REST budget is 1200 weight/min per IP (an order costs >= 1).
@@ -45,13 +46,14 @@ class Check:
         return f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
 
 
-class PreflightError(RuntimeError):
-    """Raised with every failed check in the message."""
+class PreflightError(HlquantError):
+    """Raised with every failed check in the message, on one line (the CLI prints
+    ``error: pre-flight refused: [FAIL] ...; [FAIL] ...``); ``checks`` has them all."""
 
     def __init__(self, checks: list[Check]) -> None:
         self.checks = checks
-        bad = "\n".join(str(c) for c in checks if not c.ok)
-        super().__init__(f"pre-flight refused:\n{bad}")
+        bad = "; ".join(" ".join(str(c).split()) for c in checks if not c.ok)
+        super().__init__(f"pre-flight refused: {bad}")
 
 
 def check_risk(cfg: dict[str, Any]) -> Check:

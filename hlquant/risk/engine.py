@@ -68,10 +68,17 @@ class RiskConfig:
                 raise ValueError(f"risk.{name} must be a positive finite number, got {v!r}")
         if not 0 < self.max_drawdown <= 1:
             raise ValueError(f"risk.max_drawdown must be in (0, 1], got {self.max_drawdown}")
-        if self.min_order_notional < 0:
-            raise ValueError("risk.min_order_notional must be >= 0")
+        if not (self.min_order_notional >= 0 and math.isfinite(self.min_order_notional)):
+            raise ValueError(f"risk.min_order_notional must be a finite number >= 0, got {self.min_order_notional!r}")
+        if self.max_order_notional < self.min_order_notional:  # every order would be refused
+            raise ValueError(f"risk.max_order_notional must be >= risk.min_order_notional "
+                             f"({self.min_order_notional!r}), got {self.max_order_notional!r}")
         if not 0 <= self.fee_rate_bound < 0.1:
             raise ValueError(f"risk.fee_rate_bound must be in [0, 0.1), got {self.fee_rate_bound!r}")
+        if self.order_burst < 1:
+            raise ValueError(f"risk.order_burst must be >= 1 (orders), got {self.order_burst!r}")
+        if self.max_price_age_ms < 0:
+            raise ValueError(f"risk.max_price_age_ms must be >= 0, got {self.max_price_age_ms!r}")
         object.__setattr__(self, "rules", tuple(self.rules or ()))
 
 

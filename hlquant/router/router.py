@@ -83,6 +83,15 @@ class RouterConfig:
             raise ValueError(f"router.exec_style must be market, limit or passive, not {self.exec_style!r}")
         if not 0 < self.market_slippage_cap < 1:
             raise ValueError(f"router.market_slippage_cap must be in (0, 1), got {self.market_slippage_cap!r}")
+        for name in ("orders_per_s", "weight_per_min"):  # token-bucket rates
+            v = getattr(self, name)
+            if not 0 < v < float("inf"):
+                raise ValueError(f"router.{name} must be a positive finite number, got {v!r}")
+        for name in ("max_batch", "burst", "claim_ttl_ms"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"router.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.limit_offset_bps < float("inf"):
+            raise ValueError(f"router.limit_offset_bps must be a finite number >= 0, got {self.limit_offset_bps!r}")
 
 
 @dataclass(slots=True)

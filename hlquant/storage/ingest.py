@@ -55,10 +55,11 @@ class IngestResult:
         return s
 
 
-def ingest_files(store: PostgresStore, path: str, on_error: str = "raise", progress: bool = True) -> IngestResult:
+def ingest_files(store: PostgresStore, path: str, on_error: str = "raise", progress: bool = True,
+                 irregular: str = "reject") -> IngestResult:
     t = time.perf_counter()
     bad: list[tuple[str, int, str]] = []
-    md = load_files(path, on_error=on_error, bad_rows=bad)  # type: ignore[arg-type]
+    md = load_files(path, on_error=on_error, bad_rows=bad, irregular=irregular)  # type: ignore[arg-type]
     reps = store.ingest_market(md, progress=progress)
     return IngestResult(f"files:{path}", len(md), sum(r.inserted for r in reps), bad, time.perf_counter() - t)
 
@@ -155,6 +156,8 @@ def main(argv: list[str]) -> int:
     f = sub.add_parser("files")
     f.add_argument("path")
     f.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    f.add_argument("--irregular", choices=["reject", "accept"], default="reject",
+                   help="candles off their interval's grid: reject (default) or keep")
     h = sub.add_parser("hyperliquid")
     h.add_argument("--url", default="https://api.hyperliquid.xyz")
     h.add_argument("--coins", required=True, help="comma separated, e.g. BTC,ETH")
@@ -171,7 +174,7 @@ def main(argv: list[str]) -> int:
     with PostgresStore(args.dsn, args.schema) as store:
         store.create()
         if args.source == "files":
-            res = ingest_files(store, args.path, args.on_error)
+            res = ingest_files(store, args.path, args.on_error, irregular=args.irregular)
         elif args.source == "hyperliquid":
             res = ingest_hyperliquid(store, args.url, args.coins.split(","), args.start, args.end, args.interval,
                                      args.user)

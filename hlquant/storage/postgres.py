@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hlquant.core.errors import ConfigError
+from hlquant.core.errors import ConfigError, DataError
 from hlquant.core.events import L2_DEPTH, MARKET_DTYPES, MarketKind
 from hlquant.data.market import STREAMS, MarketData, to_ms
 
@@ -573,11 +573,23 @@ class PostgresStore:
 
 
 def load_market_from_config(data: Mapping[str, Any]) -> MarketData:
-    """``data=postgres|timescale``: read the configured schema (dsn/schema/symbols/start/end)."""
+    """``data=postgres|timescale``: read the configured schema (dsn/schema/symbols/start/end).
+    A schema without hlquant's tables, or without data, is a one-line ``DataError``."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     dsn = data.get("dsn") or DEFAULT_DSN
     schema = data.get("schema") or "hlquant"
-    with PostgresStore(dsn, schema) as st:
-        return st.load_market(data.get("symbols") or None, data.get("start"), data.get("end"))
+    p = conninfo_to_dict(dsn)
+    where = f"database {p.get('dbname')!r} on PostgreSQL at {p.get('host', 'localhost')}:{p.get('port', 5432)}"
+    fill = f"fill it with `hlquant ingest --schema {schema} ...` or pick another data.schema"
+    try:
+        with PostgresStore(dsn, schema) as st:
+            if not st.symbols():
+                raise DataError(f"data.schema={schema!r}: no market data in {where}; {fill}")
+            return st.load_market(data.get("symbols") or None, data.get("start"), data.get("end"))
+    except psycopg.errors.UndefinedTable as e:
+        raise DataError(f"data.schema={schema!r}: {_first_line(e)} in {where}; {fill}") from None
 
 
 # ----------------------------------------------------------------------------- asset contexts (signals)

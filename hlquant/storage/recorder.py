@@ -231,14 +231,15 @@ def main(argv: list[str]) -> int:
         except HlquantError as e:  # one line for people; the traceback with HLQUANT_DEBUG=1
             if os.environ.get("HLQUANT_DEBUG") == "1":
                 raise
-            print(f"hlquant record {args.cmd}: {e}", file=sys.stderr)
+            print(f"error: record {args.cmd}: {e}", file=sys.stderr)
             return 2
     with PostgresStore(args.dsn, args.schema) as store:
         store.create()
         from hlquant.hyperliquid.info import InfoClient
 
         url = args.url.rstrip("/")
-        rec = Recorder(store, "ws" + url[len("http"):] + "/ws", InfoClient(url), args.coins.split(","),
+        ws_url = "ws" + url[len("http"):] + "/ws"
+        rec = Recorder(store, ws_url, InfoClient(url), args.coins.split(","),
                        args.interval, feed_candles=not args.no_feed_candles)
 
         async def go() -> dict:
@@ -252,7 +253,15 @@ def main(argv: list[str]) -> int:
                 loop.call_later(args.duration, stop.set)
             return await rec.run(stop)
 
-        print(json.dumps(asyncio.run(go()), default=str))
+        stats = asyncio.run(go())
+        print(json.dumps(stats, default=str))
+    if not stats["feed"]["connects"]:  # a run that recorded nothing must not look like a success
+        from hlquant.core.errors import ExchangeError
+        from hlquant.core.events import ErrorCode
+
+        during = f" in {args.duration:g} s" if args.duration else ""
+        raise ExchangeError(f"record live: never connected to {ws_url} ({stats['feed']['reconnects']} attempts"
+                            f"{during}; see the warnings above)", code=ErrorCode.UNAVAILABLE)
     return 0
 
 

@@ -63,10 +63,23 @@ class SimVenueConfig:
             raise ValueError("venue.latency=empirical needs venue.latency_file (samples in ms)")
         if self.default_leverage < 1:
             raise ValueError("venue.default_leverage must be >= 1")
-        if self.initial_cash < 0:
-            raise ValueError("venue.initial_cash must be >= 0")
+        if not 0 <= self.initial_cash < float("inf"):  # 0: an unfunded account (the fake exchange's)
+            raise ValueError(f"venue.initial_cash must be a finite number >= 0 (USDC), got {self.initial_cash!r}")
         if not 0 < self.market_slippage_cap < 1:
             raise ValueError("venue.market_slippage_cap must be in (0, 1)")
+        for name in ("taker_fee", "maker_fee"):  # a maker rebate is a small negative fee
+            if not -0.01 < getattr(self, name) < 0.1:
+                raise ValueError(f"venue.{name} must be in (-0.01, 0.1), got {getattr(self, name)!r}")
+        for name in ("min_order_value", "slippage_bps", "half_spread_bps", "book_max_age_ms"):
+            v = getattr(self, name)
+            if not 0 <= v < float("inf"):
+                raise ValueError(f"venue.{name} must be a finite number >= 0, got {v!r}")
+        if not 0 < self.maintenance_margin_fraction <= 1:
+            raise ValueError(f"venue.maintenance_margin_fraction must be in (0, 1], "
+                             f"got {self.maintenance_margin_fraction!r}")
+        bad = {s: v for s, v in self.leverage.items() if not (isinstance(v, int) and v >= 1)}
+        if bad:
+            raise ValueError(f"venue.leverage values must be integers >= 1, got {bad}")
 
 
 @dataclass
