@@ -89,7 +89,10 @@ class AgentRunner:
         for a in self.agents:
             ctx = self.ctx[a.name]
             ctx.now = now
-            a.setup(ctx)
+            try:
+                a.setup(ctx)
+            except Exception as e:  # a strategy bug in setup(): same policy as in decide()
+                self._failed(a, "", now, e)
         self.heartbeat(now)
 
     # --- decisions -----------------------------------------------------------
@@ -131,7 +134,8 @@ class AgentRunner:
         tb = "".join(traceback.format_tb(e.__traceback__, limit=-3)) if e.__traceback__ else ""
         self.audit.record(AgentError(now, now, agent.name, symbol, msg, tb[-2000:], self.on_error))
         if self.on_error == "raise":
-            raise AgentFailure(f"agent {agent.name} failed on {symbol} at {now}: {msg}") from e
+            where = f"on {symbol} at {now}" if symbol else "in setup()"
+            raise AgentFailure(f"agent {agent.name} failed {where}: {msg}") from e
         self.quarantine(agent.name)
         return 0
 

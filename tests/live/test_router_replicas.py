@@ -43,7 +43,7 @@ def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_p
         monkeypatch.setenv("HLQUANT_PRIVATE_KEY", fx.agent_key)
         cfg = load_config(["strategy=drill", f"live.url={fx.url}", f"live.account_address={fx.master}",
                            f"live.namespace={ns}", "live.redis_url=redis://127.0.0.1:6379/13",
-                           "live.claim_ttl_ms=300", "live.dead_mans_switch_ms=0"])
+                           "live.claim_ttl_ms=2000", "live.dead_mans_switch_ms=0"])
         a = RouterReplica(cfg, "A", tmp_path / "a")
         b = RouterReplica(cfg, "B", tmp_path / "b")
         client13 = redis.Redis(host="127.0.0.1", port=6379, db=13)
@@ -71,7 +71,7 @@ def test_replica_dies_between_send_and_ack_no_order_twice(ns, monkeypatch, tmp_p
         b.bus.poll(block_ms=10, count=100)  # B handles the 30 never given to A
         assert b.counters["sent"] == 30
         wait_for(lambda: not any(client13.exists(f"{ns}:idem:{{{q.cloid}}}") and a.idem.owner(q.cloid, 0) == "A"
-                                 for q in reqs[19:30]), 5, "A's claims expire")
+                                 for q in reqs[19:30]), 10, "A's claims expire")
         b.bus.claim_stale(min_idle_ms=0)  # B takes over what A left
         assert b.bus.pending() == 0 and a.bus.pending() == 0
 
@@ -126,7 +126,7 @@ def test_outcome_recorded_by_a_dead_replica_is_reported_by_the_next(ns, monkeypa
         monkeypatch.setenv("HLQUANT_PRIVATE_KEY", fx.agent_key)
         cfg = load_config(["strategy=drill", f"live.url={fx.url}", f"live.account_address={fx.master}",
                            f"live.namespace={ns}", "live.redis_url=redis://127.0.0.1:6379/13",
-                           "live.claim_ttl_ms=300", "live.dead_mans_switch_ms=0"])
+                           "live.claim_ttl_ms=2000", "live.dead_mans_switch_ms=0"])
         a = RouterReplica(cfg, "A", tmp_path / "a")
         b = RouterReplica(cfg, "B", tmp_path / "b")
         client = redis.Redis(host="127.0.0.1", port=6379, db=13)
@@ -145,7 +145,7 @@ def test_outcome_recorded_by_a_dead_replica_is_reported_by_the_next(ns, monkeypa
         with pytest.raises(Crash):
             a.bus.poll(block_ms=10)
         assert a.bus.pending() == 1
-        wait_for(lambda: a.idem.owner(tiny.cloid, 0) is None, 5, "A's claim expires")
+        wait_for(lambda: a.idem.owner(tiny.cloid, 0) is None, 10, "A's claim expires")
         b.bus.claim_stale(min_idle_ms=0)
         watcher.poll(block_ms=10)
         assert [(e.cloid, e.status.name) for e in got] == [(tiny.cloid, "REJECTED")]

@@ -25,6 +25,8 @@ class BreaksOnBar(Agent):
 
     def setup(self, ctx: Context) -> None:
         self.n = 0
+        if self.params["how"] == "setup":
+            raise KeyError("lookback")  # a typo in the strategy's own parameters
 
     def decide(self, ctx: Context):
         self.n += 1

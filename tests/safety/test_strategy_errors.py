@@ -139,3 +139,23 @@ def test_live_modes_quarantine_the_agent_and_the_others_go_on(market):
     assert not [p for p in audit if p["kind"] == "Intent" and p["agent"] == "buggy" and p["ts_exch"] > t_err]
     assert [p for p in audit if p["kind"] == "Intent" and p["agent"] == "healthy" and p["ts_exch"] > t_err]
     assert eng.runner.counts["quarantined"] == 1
+
+
+def test_a_strategy_failing_in_setup_is_handled_like_one_failing_in_decide(market, tmp_path):
+    """setup() runs before the first event: a bug there is one line in research (no
+    traceback for the user, the evidence in the audit) and a quarantine in paper/live."""
+    agents = [Flipper(AgentConfig("healthy", ("ETH",))),
+              BreaksOnBar(AgentConfig("buggy", ("BTC",), params={"how": "setup"}))]
+    with pytest.raises(AgentFailure) as e:
+        Backtest(market, agents, out_dir=tmp_path, staleness={"default": 120_000}).run()
+    assert str(e.value) == "agent buggy failed in setup(): KeyError: 'lookback'"
+    errors = [p for p in payloads(read_audit(tmp_path / "audit")) if p["kind"] == "AgentError"]
+    assert [(x["agent"], x["symbol"], x["action"]) for x in errors] == [("buggy", "", "raise")]
+
+    cfg = load_config(["strategy=broken", f"hydra.searchpath=[file://{CONF}]", "mode=paper",
+                       "features.staleness.default=120000", "+strategy.agents.1.params.how=setup"])
+    eng = replay_market(KernelSpec.from_config(cfg, mode="paper"), market)
+    audit = payloads(eng.audit.frame())
+    assert [(x["agent"], x["action"]) for x in audit if x["kind"] == "AgentError"] == [("buggy", "quarantine")]
+    assert not [x for x in audit if x["kind"] == "Intent" and x["agent"] == "buggy"]
+    assert [x for x in audit if x["kind"] == "Intent" and x["agent"] == "healthy"]
