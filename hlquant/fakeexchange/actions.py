@@ -52,8 +52,27 @@ class ActionsMixin:
             signer, acct, refusal = self._authenticate(body, wall)
             if refusal:
                 return 200, err(refusal)
+            refusal = self._address_budget(acct, t, batch, wall)
+            if refusal:
+                self.counters["over_address_budget"] += 1
+                return 200, err(refusal)
             acct.n_requests += batch
             return 200, self._apply(acct, action, self.clock.now_ms(), signer)
+
+    @staticmethod
+    def _address_budget(acct, t: str | None, batch: int, wall: int) -> str:
+        """Hyperliquid's per-address limit: 10,000 requests plus one per USDC traded
+        (cancels: ``min(cap + 100,000, 2 x cap)``); once spent, one request per 10 s."""
+        cap = 10_000 + int(acct.volume)
+        if t in ("cancel", "cancelByCloid"):
+            cap = min(cap + 100_000, 2 * cap)
+        if acct.n_requests + batch <= cap:
+            return ""
+        if wall - acct.over_budget_ms >= 10_000:
+            acct.over_budget_ms = wall
+            return ""
+        return (f"Too many cumulative requests sent ({acct.n_requests + batch} > {cap}) for cumulative "
+                f"volume traded ${acct.volume:.2f}. Place taker orders to free up 1 request per USDC traded.")
 
     # ------------------------------------------------------------------ dispatch
     def _apply(self, acct, action: dict, now: int, signer: str) -> dict[str, Any]:

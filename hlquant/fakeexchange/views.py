@@ -48,6 +48,7 @@ class Account:
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))  # (t, accountValue, pnl)
     n_requests: int = 0
     volume: float = 0.0
+    over_budget_ms: int = 0  # wall time of the last request let through with the budget spent
     deposited: float = 0.0
 
 

@@ -79,14 +79,33 @@ class WeightLimiter:
 
 
 class AddressBudget:
-    """Per-address action budget from ``userRateLimit`` (used / cap)."""
+    """Per-address action budget: our count since the exchange's last ``userRateLimit``.
+
+    The exchange grants 10,000 requests plus one per USDC traded, so the cap grows
+    as we trade; our own count only grows. A client that never re-reads the cap
+    stops itself after 10,000 orders however much it traded (the live latency
+    bench stalled at tick 10,000 this way): ``checked_ms`` says when it was last read.
+    """
+
+    #: once spent, the exchange still lets one request through per this many ms
+    SPENT_PACE_MS = 10_000
 
     def __init__(self) -> None:
         self.used = 0
         self.cap = 10_000
+        self.checked_ms = 0
+        self.paced_ms = 0  # when we last used the spent address's one request per 10 s
 
-    def update(self, used: int, cap: int) -> None:
-        self.used, self.cap = int(used), int(cap)
+    def pace(self, now_ms: int) -> bool:
+        """A spent address may send one request per 10 s (its only way to trade, and so to
+        earn budget, again): True, and the slot is taken, when it is due."""
+        if now_ms - self.paced_ms < self.SPENT_PACE_MS:
+            return False
+        self.paced_ms = now_ms
+        return True
+
+    def update(self, used: int, cap: int, now_ms: int = 0) -> None:
+        self.used, self.cap, self.checked_ms = int(used), int(cap), int(now_ms)
 
     def spend(self, n: int) -> None:
         self.used += n

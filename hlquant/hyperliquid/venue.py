@@ -100,15 +100,30 @@ class HyperliquidVenue:
             self.mids.update(self.info.all_mids())
         return self.mids
 
+    #: how often at most the address budget is re-read while our count says it is spent (an
+    #: info request of weight 20: once a second would take the whole IP budget)
+    BUDGET_RECHECK_MS = 10_000
+
     def refresh_budget(self) -> None:
         """Read the address budget from the exchange's own numbers (``userRateLimit``)."""
         d = self.info.user_rate_limit(self.user)
-        self.exchange.budget.update(int(d["nRequestsUsed"]), int(d["nRequestsCap"]))
+        self.exchange.budget.update(int(d["nRequestsUsed"]), int(d["nRequestsCap"]), self._clock())
+
+    def _budget_allows(self, n: int) -> bool:
+        b, now = self.exchange.budget, self._clock()
+        if b.remaining < n and now - b.checked_ms >= self.BUDGET_RECHECK_MS:
+            # our count only grows while the exchange's cap grows with the volume traded:
+            # ask the exchange before refusing (at most every 10 s, the pace it grants when spent)
+            try:
+                self.refresh_budget()
+            except ExchangeError as e:
+                log.warning("address budget not refreshed: %s", e)
+        return b.remaining >= n or b.pace(now)
 
     def submit(self, orders: Sequence[OrderRequest], grouping: str = "na") -> list[OrderAck]:
         if not orders:
             return []
-        if self.exchange.budget.remaining < len(orders):
+        if not self._budget_allows(len(orders)):
             # out of address budget: the exchange would throttle us; let the router hold the orders
             raise RateLimitError(f"address budget exhausted ({self.exchange.budget.used}/"
                                  f"{self.exchange.budget.cap} requests)")
@@ -129,6 +144,11 @@ class HyperliquidVenue:
             expires = self.exchange.last_expires_at
             return [self._resolve(o, expires, resubmits) for o in orders]
         except ExchangeError as e:  # a definitive refusal of the whole request
+            if e.code is ErrorCode.RATE_LIMITED:  # "Too many cumulative requests": nothing placed
+                b = self.exchange.budget
+                b.update(b.cap, b.cap, 0)  # spent: re-read before the next request
+                b.paced_ms = now  # and the exchange's one request per 10 s is not due yet
+                raise RateLimitError(e.message) from e  # the router keeps the orders
             return [OrderAck(now, now, o.cloid, o.symbol, OrderStatus.REJECTED, 0, error=e.message, code=e.code)
                     for o in orders]
         return [self._ack(o, st, now) for o, st in zip(orders, statuses, strict=True)]

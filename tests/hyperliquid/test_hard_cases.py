@@ -203,6 +203,7 @@ def test_address_budget_from_user_rate_limit_holds_orders(fx):
     acct.n_requests = 10_000  # the exchange says: budget used up (cap = 10,000 + volume)
     venue.refresh_budget()
     assert venue.exchange.budget.remaining <= 0
+    venue.exchange.budget.paced_ms = now_ms()  # its one request of these 10 s is used
     risk.on_price("BTC", 100_000.0, now_ms())
     it = Intent(now_ms(), now_ms(), "budget:BTC:1", "b", "BTC", target=0.01)
     bb.post(it)
@@ -211,6 +212,55 @@ def test_address_budget_from_user_rate_limit_holds_orders(fx):
     assert router.stats.throttled == 1 and router.has_work and fx.server.orders_received == []
     acct.n_requests = 0
     venue.refresh_budget()
+    router.weight.tokens = router.weight.capacity
+    router.flush()
+    assert not router.has_work and len(fx.server.orders_received) == 1
+
+
+def test_a_client_that_traded_is_not_stopped_by_its_own_count_of_10000(fx):
+    """Issue 16.5: bench/live_latency.py stopped at tick 10,000. The client counted its
+    requests against the initial 10,000 and never re-read the cap, which grows by one
+    per USDC traded: it refused its own 10,001st order although the exchange had room."""
+    info, venue, router, risk, bb, pf, audit = build(fx, exec_style="market")
+    acct = fx.server.accounts[fx.master.lower()]
+    acct.n_requests, acct.volume = 10_000, 2_000_000.0  # 10,000 orders that traded $2M
+    venue.exchange.budget.spend(10_000)  # what the client counted for them
+    risk.on_price("BTC", 100_000.0, now_ms())
+    it = Intent(now_ms(), now_ms(), "budget:BTC:grown", "b", "BTC", target=0.01)
+    bb.post(it)
+    assert risk.on_intent(it).approved
+    router.flush()
+    assert router.stats.throttled == 0 and len(fx.server.orders_received) == 1
+    assert venue.exchange.budget.cap == 2_010_000  # read from the exchange, once
+    assert fx.server.counters["info:userRateLimit"] == 1
+
+
+def test_the_exchange_throttles_a_spent_address_and_the_router_holds_the_orders(fx):
+    """Past 10,000 + volume requests Hyperliquid lets one request through per 10 s and
+    refuses the rest (cancels get a larger allowance): the refusal is a rate limit
+    (nothing placed, the router keeps the order), never a final rejection."""
+    info, venue, router, risk, bb, pf, audit = build(fx, exec_style="market")
+    acct = fx.server.accounts[fx.master.lower()]
+    acct.n_requests = 10_000
+    acct.over_budget_ms = int(time.time() * 1000)  # the one request of this 10 s went through
+    # a client whose own count is stale (another process spent the budget)
+    risk.on_price("BTC", 100_000.0, now_ms())
+    it = Intent(now_ms(), now_ms(), "budget:BTC:spent", "b", "BTC", target=0.01)
+    bb.post(it)
+    assert risk.on_intent(it).approved
+    router.flush()
+    assert fx.server.counters["over_address_budget"] == 1 and fx.server.orders_received == []
+    assert router.stats.throttled == 1 and router.has_work, "held, not rejected"
+    assert not [p for p in payloads(audit.frame()) if p["kind"] == "OrderAck"]
+    # cancels still go through: their cap is min(cap + 100,000, 2 x cap)
+    venue.exchange.post_action({"type": "cancel", "cancels": [{"a": 0, "o": 1}]}, 1)  # raises if refused
+    assert fx.server.counters["over_address_budget"] == 1
+    router.weight.tokens = router.weight.capacity
+    router.flush()  # within the same 10 s: the client holds the order itself
+    assert router.stats.throttled == 2 and fx.server.counters["over_address_budget"] == 1
+    # 10 s later the spent address's one request goes through: the held order is placed
+    acct.over_budget_ms -= 10_000
+    venue.exchange.budget.paced_ms -= 10_000
     router.weight.tokens = router.weight.capacity
     router.flush()
     assert not router.has_work and len(fx.server.orders_received) == 1

@@ -6,15 +6,22 @@ import threading
 
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
+from eth_utils import keccak
 from hyperliquid.utils import signing as sdk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hlquant.core.events import Tif
 from hlquant.hyperliquid.signing import (
     APPROVE_AGENT_TYPES,
     NonceManager,
     Signer,
+    _l1_typed,
     action_hash,
     approve_agent_action,
+    l1_digest,
     recover_l1_signer,
     recover_user_signed_signer,
     sign_l1_action,
@@ -117,3 +124,37 @@ def test_signer_from_env_and_file_never_shows_the_key(monkeypatch, tmp_path):
     assert Signer.from_env(key_file=str(f)).address == WALLET.address
     with pytest.raises(KeyError, match="no signer key"):
         Signer.from_env()
+
+
+# --- the fast L1 path (issue 16.5): same bytes as eth-account's encoder and the SDK --------------
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.binary(min_size=32, max_size=32), mainnet=st.booleans())
+def test_l1_digest_is_eth_accounts_eip712_hash(h, mainnet):
+    m = encode_typed_data(full_message=_l1_typed(h, mainnet))
+    assert l1_digest(h, mainnet) == keccak(b"\x19" + m.version + m.header + m.body)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32).filter(lambda b: 0 < int.from_bytes(b, "big") < 2**255),
+       nonce=st.integers(0, 2**63 - 1), px=st.floats(0.01, 1e6), mainnet=st.booleans(),
+       expires=st.none() | st.integers(0, 2**63 - 1))
+def test_signer_matches_the_sdk_for_any_key_and_action(key, nonce, px, mainnet, expires):
+    wallet = Account.from_key(key)
+    action = order_action([order_to_wire(3, True, 0.5, round(px, 2), False, order_type_to_wire(Tif.IOC),
+                                         "0x" + "cd" * 16)])
+    ours = Signer("0x" + key.hex()).sign_l1(action, nonce, mainnet, expires_after=expires)
+    assert ours == sdk.sign_l1_action(wallet, action, None, nonce, expires, mainnet)
+    assert recover_l1_signer(action, None, nonce, expires, mainnet, ours) == wallet.address
+
+
+def test_signatures_use_the_compiled_backend():
+    """coincurve is a dependency: without it eth-keys falls back to pure Python (25x slower)."""
+    assert type(Signer(KEY)._key.backend).__name__ == "CoinCurveECCBackend"
+
+
+def test_a_malformed_signature_recovers_nobody():
+    action = {"type": "cancel", "cancels": [{"a": 1, "o": 1}]}
+    sig = sign_l1_action(WALLET, action, None, 1, None, True)
+    with pytest.raises(BadSignature):
+        recover_l1_signer(action, None, 1, None, True, {**sig, "v": 99})
