@@ -100,54 +100,62 @@ def main(argv: list[str] | None = None) -> int:
     md = load_sample()
     print(f"work dir {work}; redis :{port} (appendfsync always); {args.agents} agents x 3 symbols; "
           f"replay {args.speed:g}x: ~{args.agents * 3 * args.speed / 60:.1f} intents/s asked for")
-    with running_fake_exchange(cash=10_000_000.0) as fx:
-        fx.server.faults.weight_per_min = 10**9
-        env = {**os.environ, "HLQUANT_PRIVATE_KEY": fx.agent_key, "PYTHONPATH": str(ROOT)}
-        common = [f"hydra.searchpath=[file://{conf.parent}]", "strategy=soak", f"live.url={fx.url}",
-                  f"live.account_address={fx.master}", f"live.namespace={ns}", f"live.redis_url={url}",
-                  "live.claim_ttl_ms=3000", "live.dead_mans_switch_ms=0", "risk.max_orders_per_s=20",
-                  "risk.order_burst=40", "router.exec_style=passive", "router.orders_per_s=200", "router.burst=400"]
-        drill = Drill(common, work / "run", ns, url, agents, ["BTC", "ETH", "SOL"], env=env, cwd=ROOT)
-        drill.start_all()
-        wait_for(drill.ready, 180, "every role subscribed", state=lambda: (drill.dead(), drill.logs(400)))
-        mem0 = {t: rss_mb(p.pid) for t, p in drill.procs.items()}
-        replay = fx.replay(iter(ReplayConnector(md)), speed=args.speed)
-        t0 = time.monotonic()
-        end = t0 + args.minutes * 60
-        kills: list[tuple[float, str]] = []
-        redis_restarted = args.no_redis_restart
-        next_kill = t0 + args.kill_every
-        victims = [t for t in drill.tags() if not t.startswith("features")] + ["features-f1"]
-        while time.monotonic() < end and not replay.done():
-            time.sleep(0.2)
-            now = time.monotonic()
-            if not redis_restarted and now - t0 >= args.minutes * 30:
-                server.terminate()  # SIGTERM: Redis finishes the append-only file, as a restart would
-                server.wait(30)
-                down = time.monotonic()
-                server = start_redis(port, redis_dir)
-                kills.append((now - t0, f"redis (down {time.monotonic() - down:.1f} s)"))
-                redis_restarted = True
-            if now >= next_kill:
-                tag = rng.choice(victims)
-                drill.kill(tag)
-                drill.start(tag)
-                kills.append((now - t0, tag))
-                next_kill = now + args.kill_every
-        replay.cancel()
-        elapsed = time.monotonic() - t0
-        wait_for(drill.idle, 300, "every stream drained", state=drill.backlog)
-        mem1 = {t: rss_mb(p.pid) for t, p in drill.procs.items()}
-        streams = {k.split(":", 1)[1]: drill.r.xlen(k) for k in drill.streams()}
-        book = drill.account().get("positions", {})
-        drill.stop_all()
-        acct = fx.server.accounts[fx.master.lower()]
-        exchange_pos = {s: q for s, q in acct.venue.positions().items() if abs(q) > 1e-12}
-        cloids = [o["cloid"] for o in fx.server.orders_received]
-        report = verify(drill.out, url, ns)
-        recs = load_records(drill.out, url, ns)
-    server.terminate()
-    server.wait(30)
+    drill = None
+    try:
+        with running_fake_exchange(cash=10_000_000.0) as fx:
+            fx.server.faults.weight_per_min = 10**9
+            env = {**os.environ, "HLQUANT_PRIVATE_KEY": fx.agent_key, "PYTHONPATH": str(ROOT)}
+            common = [f"hydra.searchpath=[file://{conf.parent}]", "strategy=soak", f"live.url={fx.url}",
+                      f"live.account_address={fx.master}", f"live.namespace={ns}", f"live.redis_url={url}",
+                      "live.claim_ttl_ms=3000", "live.dead_mans_switch_ms=0", "risk.max_orders_per_s=20",
+                      "risk.order_burst=40", "router.exec_style=passive", "router.orders_per_s=200", "router.burst=400"]
+            drill = Drill(common, work / "run", ns, url, agents, ["BTC", "ETH", "SOL"], env=env, cwd=ROOT)
+            drill.start_all()
+            wait_for(drill.ready, 180, "every role subscribed", state=lambda: (drill.dead(), drill.logs(400)))
+            mem0 = {t: rss_mb(p.pid) for t, p in drill.procs.items()}
+            replay = fx.replay(iter(ReplayConnector(md)), speed=args.speed)
+            t0 = time.monotonic()
+            end = t0 + args.minutes * 60
+            kills: list[tuple[float, str]] = []
+            redis_restarted = args.no_redis_restart
+            next_kill = t0 + args.kill_every
+            victims = [t for t in drill.tags() if not t.startswith("features")] + ["features-f1"]
+            while time.monotonic() < end and not replay.done():
+                time.sleep(0.2)
+                now = time.monotonic()
+                if not redis_restarted and now - t0 >= args.minutes * 30:
+                    server.terminate()  # SIGTERM: Redis finishes the append-only file, as a restart would
+                    server.wait(30)
+                    down = time.monotonic()
+                    server = start_redis(port, redis_dir)
+                    kills.append((now - t0, f"redis (down {time.monotonic() - down:.1f} s)"))
+                    redis_restarted = True
+                if now >= next_kill:
+                    tag = rng.choice(victims)
+                    drill.kill(tag)
+                    drill.start(tag)
+                    kills.append((now - t0, tag))
+                    next_kill = now + args.kill_every
+            replay.cancel()
+            elapsed = time.monotonic() - t0
+            wait_for(drill.idle, 300, "every stream drained", state=drill.backlog)
+            mem1 = {t: rss_mb(p.pid) for t, p in drill.procs.items()}
+            streams = {k.split(":", 1)[1]: drill.r.xlen(k) for k in drill.streams()}
+            book = drill.account().get("positions", {})
+            drill.stop_all()
+            acct = fx.server.accounts[fx.master.lower()]
+            exchange_pos = {s: q for s, q in acct.venue.positions().items() if abs(q) > 1e-12}
+            cloids = [o["cloid"] for o in fx.server.orders_received]
+            report = verify(drill.out, url, ns)
+            recs = load_records(drill.out, url, ns)
+    finally:  # a failed run leaves no process or Redis behind
+        if drill is not None:
+            for p in drill.procs.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(15)
+        server.terminate()
+        server.wait(30)
 
     kinds = defaultdict(int)
     for r in recs:

@@ -346,7 +346,7 @@ class HyperliquidFeed(Connector):
                 attempt += 1
                 self.counters["reconnects"] += 1
                 log.warning("hyperliquid ws connect failed (%s); retry %d", e, attempt)
-                await asyncio.sleep(self._backoff(attempt))
+                await _pause(stop, self._backoff(attempt))
                 continue
             attempt = 0
             if not first:
@@ -376,7 +376,7 @@ class HyperliquidFeed(Connector):
             if not stop.is_set():
                 attempt += 1
                 self.counters["reconnects"] += 1
-                await asyncio.sleep(self._backoff(attempt))
+                await _pause(stop, self._backoff(attempt))
 
     def _seen(self, ev: Event) -> Event:
         self.counters["events"] += 1
@@ -398,6 +398,15 @@ class HyperliquidFeed(Connector):
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait out a reconnect backoff, but stop at once when asked (a SIGTERM'd process
+    must not sit out a 30 s backoff)."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
 
 
 async def _close_on(stop: asyncio.Event, ws: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from hlquant.core.events import BookSnapshot, Fill, OrderAck, OrderRequest, Side, Tif, Trade
 from hlquant.hyperliquid.info import InfoClient
@@ -105,3 +106,32 @@ def test_feed_keeps_retrying_when_the_server_is_down():
 
     asyncio.run(run())
     assert feed.counters["reconnects"] >= 3 and feed.counters["connects"] == 0
+
+
+def test_stop_ends_a_reconnect_backoff_at_once():
+    """A role asked to stop while its feed waits out a reconnect backoff stops now, not
+    after the backoff (the soak's ingest outlived SIGTERM by a 30 s backoff)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: every connect is refused
+    feed = HyperliquidFeed(f"ws://127.0.0.1:{port}/ws", [{"type": "trades", "coin": "BTC"}],
+                           backoff_base_s=60.0, backoff_max_s=60.0)
+
+    async def go() -> float:
+        stop = asyncio.Event()
+
+        async def consume():
+            async for _ in feed.events(stop):
+                pass
+
+        task = asyncio.create_task(consume())
+        while feed.counters["reconnects"] < 1:
+            await asyncio.sleep(0.01)  # in its first (30-60 s) backoff now
+        t = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return time.monotonic() - t
+
+    assert asyncio.run(go()) < 1.0
