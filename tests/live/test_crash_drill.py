@@ -34,6 +34,7 @@ from hlquant.connectors.replay import ReplayConnector
 from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
 from hlquant.live.drill import Drill, wait_for
+from tests.live.conftest import processes_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC", "ETH", "SOL"]
@@ -152,34 +153,14 @@ def test_hlquant_live_topology_processes_end_to_end(tmp_path, redis_ok):
     """`hlquant live live.topology=processes`: pre-flight, then every role as a supervised process,
     with one market-data connection however many agents run."""
     ns = f"topo{uuid.uuid4().hex[:8]}"
-    md = load_sample()
-    t0 = int(md.span()[0])
-    md = md.select(start=t0, end=t0 + 6 * 3_600_000)
+    out = tmp_path / "live"
     with running_fake_exchange(cash=10_000_000.0) as fx:
         fx.server.faults.weight_per_min = 10**9
-        env = {**os.environ, "HLQUANT_PRIVATE_KEY": fx.agent_key, "PYTHONPATH": str(ROOT)}
-        out = tmp_path / "live"
-        fut = None
-        p = subprocess.Popen(
-            [sys.executable, "-m", "hlquant.cli", "live", "strategy=drill", "data.end=2026-01-06",
-             f"live.url={fx.url}", f"live.account_address={fx.master}", f"live.namespace={ns}",
-             f"live.redis_url={REDIS_URL}", "live.topology=processes", "live.duration_s=40",
-             "live.dead_mans_switch_ms=0", f"hydra.run.dir={out}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        probe = Drill([], tmp_path / "probe", ns, REDIS_URL, ["a1", "a2"], SYMBOLS)
-        try:
-            wait_for(probe.ready, 120, "every role subscribed", state=lambda: p.poll())
-            fut = fx.replay(iter(ReplayConnector(md)), speed=1800)
+        with processes_session(fx, ns, REDIS_URL, out, tmp_path / "probe") as p:
             wait_for(lambda: len(fx.server.orders_received) > 0, 60, "orders reach the exchange")
             stdout, _ = p.communicate(timeout=120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-            if fut is not None:
-                fut.cancel()
         n_orders = len(fx.server.orders_received)
         ws_connections = fx.server.counters["ws_connections"]
-        probe.cleanup()
     assert p.returncode == 0, stdout[-3000:]
     assert "[PASS] risk config" in stdout and "[PASS] parity" in stdout and "[PASS] credentials" in stdout
     health = json.loads((out / "health.json").read_text())["children"]

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -27,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from hlquant.audit.log import AuditLog
 from hlquant.bus.redis_state import RedisAccountPublisher, RedisHeartbeats, RedisStreamBus
 from hlquant.config.compose import load_config
-from hlquant.connectors.replay import ReplayConnector
 from hlquant.core.events import (
     Fill,
     FundingPayment,
@@ -37,14 +33,14 @@ from hlquant.core.events import (
     Side,
     Trade,
 )
-from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import free_port, running_fake_exchange
-from hlquant.live.drill import Drill, wait_for
+from hlquant.live.drill import wait_for
 from hlquant.live.monitor import fleet_monitor
 from hlquant.live.supervisor import Supervisor
 from hlquant.portfolio.portfolio import Portfolio
 from hlquant.storage.writer import publish_audit
 from tests.conftest import require_server
+from tests.live.conftest import processes_session
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -142,26 +138,11 @@ def test_supervisor_serves_the_page_while_components_run(tmp_path, r):
     while the role processes trade against the fake exchange."""
     ns = f"montopo{uuid.uuid4().hex[:8]}"
     port = free_port()
-    md = load_sample()
-    t0 = int(md.span()[0])
-    md = md.select(start=t0, end=t0 + 6 * 3_600_000)
     url = f"http://127.0.0.1:{port}/"
     with running_fake_exchange(cash=10_000_000.0) as fx:
         fx.server.faults.weight_per_min = 10**9
-        env = {**os.environ, "HLQUANT_PRIVATE_KEY": fx.agent_key, "PYTHONPATH": str(ROOT)}
-        out = tmp_path / "live"
-        fut = None
-        p = subprocess.Popen(
-            [sys.executable, "-m", "hlquant.cli", "live", "strategy=drill", "data.end=2026-01-06",
-             f"live.url={fx.url}", f"live.account_address={fx.master}", f"live.namespace={ns}",
-             f"live.redis_url={REDIS_URL}", "live.topology=processes", "live.duration_s=40",
-             "live.dead_mans_switch_ms=0", f"monitor.port={port}", f"hydra.run.dir={out}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        probe = Drill([], tmp_path / "probe", ns, REDIS_URL, ["a1", "a2"], ["BTC", "ETH", "SOL"])
-        try:
-            wait_for(probe.ready, 120, "every role subscribed", state=lambda: p.poll())
-            fut = fx.replay(iter(ReplayConnector(md)), speed=1800)
-
+        with processes_session(fx, ns, REDIS_URL, tmp_path / "live", tmp_path / "probe",
+                               f"monitor.port={port}") as p:
             def state() -> dict:
                 with urllib.request.urlopen(url + "api/state", timeout=5) as resp:
                     return json.loads(resp.read())
@@ -169,12 +150,6 @@ def test_supervisor_serves_the_page_while_components_run(tmp_path, r):
             s = wait_for(lambda: (st := state())["fills_total"] > 0 and st["equity"] is not None and st, 60,
                          "fills on the supervisor's page")
             stdout, _ = p.communicate(timeout=120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-            if fut is not None:
-                fut.cancel()
-        probe.cleanup()
         _cleanup(r, ns)
     assert p.returncode == 0, stdout[-3000:]
     assert s["topology"] == "processes"
