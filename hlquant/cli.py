@@ -12,11 +12,16 @@
     hlquant replay RUN_DIR                     re-run a session from its audit log
     hlquant audit verify RUN_DIR [--redis URL --namespace NS]   is the record complete?
     hlquant parity RUN_DIR [--out DIR]         a paper/live session beside its backtest on the same events
+    hlquant walkforward [overrides] SEARCH...  optimize in sample, trade out of sample, per fold
+    hlquant runs list|show|compare ...         past runs and sweeps: ranked, one in full, two side by side
+    hlquant new strategy NAME                  a strategy file and its config from a template
     hlquant generate-data --out DIR [--days N] regenerate sample data
 
-Hydra commands take the usual Hydra flags (``-m``, ``--cfg job``...). The
-config tree lives in ``conf/`` beside the package (or ``$HLQUANT_CONF``).
-Errors print one line (``error: ...``); ``HLQUANT_DEBUG=1`` shows tracebacks.
+Every command answers --help. Hydra commands take the usual Hydra flags (``-m``,
+``--cfg job``...). The config tree (conf/) ships inside the package (hlquant/conf);
+``--config-dir DIR`` (anywhere on the line) or ``$HLQUANT_CONF`` layers your own
+folder on top (its strategy/mine.yaml is ``strategy=mine``). Errors print one
+line (``error: ...``); ``HLQUANT_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -35,13 +40,23 @@ log = logging.getLogger("hlquant")
 MODES = ("sim", "paper", "live")
 SHORTCUTS = {"backtest": "sim", "paper": "paper", "live": "live"}
 ROLES = ("ingest", "features", "agent", "risk", "router")
+HYDRA_COMMANDS = ("run", "backtest", "paper", "live", "component", "walkforward")
 
 HELP = {
     "run": "hlquant run [mode=sim|paper|live] [hydra overrides...]\n"
            "  Run the strategy in the configured mode (default mode=sim: a backtest on the data group).",
     "backtest": "hlquant backtest [hydra overrides...]   (= hlquant run mode=sim)\n"
-                "  e.g. strategy=ma_cross risk.max_leverage=2; -m strategy.fast=5,10 for a sweep.\n"
-                "  Writes metrics.json, report.png, report.html, the audit log and run.json to the run folder.",
+                "  e.g. strategy=ma_cross risk.max_leverage=2; -m strategy.fast=5,10 for a sweep;\n"
+                "  -m hydra/sweeper=search 'strategy.fast=range(5,30)' for an Optuna search.\n"
+                "  Writes run.json (status running/ok/failed), metrics.json, report.png, report.html\n"
+                "  (self-contained), equity/fills/funding/trades/prices Parquet and the audit log to a\n"
+                "  run folder of its own (runs/<date>/<time>-<strategy>[-N]).",
+    "walkforward": "hlquant walkforward [hydra overrides...] SEARCH...\n"
+                   "  Walk-forward: on each fold's in-sample window run the configured sweep over SEARCH\n"
+                   "  (sweep overrides: strategy.fast=5,10,20 'strategy.slow=range(50,200,50)'; add\n"
+                   "  hydra/sweeper=search hydra.sweeper.n_trials=N for Optuna), take the best job by\n"
+                   "  sweep.objective, run it on the next out-of-sample window, chain the out-of-sample\n"
+                   "  equity. Writes walkforward.csv/html, oos_equity.parquet, one folder per fold.",
     "paper": "hlquant paper [hydra overrides...]   (= hlquant run mode=paper)\n"
              "  Live market data (live.url for the fake exchange), fills by the SimVenue.",
     "live": "hlquant live [hydra overrides...]   (= hlquant run mode=live)\n"
@@ -57,6 +72,41 @@ HELP = {
               "backtest on the market events it received;\n  write parity.html / parity.json (decisions, orders, "
               "fills side by side, latency, the PnL gap by cause).",
 }
+
+
+def config_help() -> str:
+    """The config groups with their default option and the others, and the top-level keys
+    with their defaults (read from the config tree, the user's folder included)."""
+    import yaml
+
+    from hlquant.config.compose import conf_dir, user_conf_dir
+
+    roots = [Path(conf_dir())]
+    user = user_conf_dir()
+    if user is not None:
+        roots.insert(0, user)
+    top = yaml.safe_load((Path(conf_dir()) / "config.yaml").read_text())
+    defaults = {}
+    for d in top.get("defaults", []):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if not k.startswith("override"):
+                    defaults[k] = v
+    lines = ["config groups (group=option; default first):"]
+    groups = sorted({p.name for r in roots for p in r.iterdir() if p.is_dir() and p.name not in
+                     ("hydra", "__pycache__")} | set(defaults))
+    for g in groups:
+        opts = sorted({f.stem for r in roots if (r / g).is_dir() for f in (r / g).glob("*.yaml")})
+        dflt = str(defaults.get(g, ""))
+        typed = " (typed: keys and defaults in --cfg job)" if g in ("risk", "router", "venue", "live") else ""
+        lines.append(f"  {g:<9} {dflt or '-':<14} others: {', '.join(o for o in opts if o != dflt) or '-'}{typed}")
+    lines.append("top-level keys (defaults):")
+    for k in ("progress", "sweep", "walkforward", "features", "agents", "strategy_path"):
+        if k in top:
+            lines.append(f"  {k}: {top[k]}")
+    lines.append("every key with its default: hlquant backtest --cfg job; a config folder of your own:"
+                 " --config-dir DIR")
+    return "\n".join(lines)
 
 
 def _debug() -> bool:
@@ -154,13 +204,13 @@ def _redact_logs() -> None:
 def _hydra_main(task_fn: Callable[[Any], Any], argv: list[str]) -> None:
     import hydra
 
-    from hlquant.config.compose import conf_dir
+    from hlquant.config.compose import PKG_CONF
     from hlquant.config.schema import register_schemas
 
     register_schemas()
     sys.argv = [sys.argv[0], *argv]
     task = _report_errors(_redact_hydra_dumps(task_fn))
-    hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(task)()
+    hydra.main(config_path=PKG_CONF, config_name="config", version_base="1.3")(task)()
 
 
 def _backtest_task(cfg):
@@ -186,12 +236,47 @@ def _backtest_task(cfg):
     print(f"\n== {result.artifacts.name} ({s['events']:,} events, "
           f"{s['events_per_second']:,.0f} ev/s) ==")
     print("\n".join(lines))
-    print(f"report: {out}")
+    print(f"report: {result.out_dir or out}")
     for k, p in sorted(result.files.items()):
         print(f"  {k}: {p}")
     if s["reconcile"]:
         print(f"WARNING: portfolio differs from venue: {s['reconcile']}")
+    print_warnings(result.artifacts.warnings)
     return None
+
+
+def print_warnings(warnings: list[Any]) -> None:
+    """At the end of a run, where it is seen: notes for caveats, a banner for the rest."""
+    from hlquant.report.metrics import WarningCode
+
+    loud = [w for w in warnings if w.code is not WarningCode.SHORT_RUN]
+    for w in warnings:
+        if w.code is WarningCode.SHORT_RUN:
+            print(f"note: {w.message}")
+    if loud:
+        bar = "!" * 78
+        print(f"\n{bar}", file=sys.stderr)
+        for w in loud:
+            print(f"WARNING ({w.code}): {w.message}", file=sys.stderr)
+        print(bar, file=sys.stderr)
+
+
+def _walkforward_task(overrides: list[str]):
+    def task(cfg) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from hlquant.backtest.walkforward import run_walkforward
+
+        out = Path(HydraConfig.get().runtime.output_dir)
+        res = run_walkforward(cfg, overrides, out)
+        print()
+        print(res["table"].to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+        m = res["metrics"]
+        print(f"\nout of sample, chained: total_return {m['total_return']:+.2%}, sharpe {m['sharpe']:.3g}, "
+              f"max_drawdown {m['max_drawdown']:.2%}, trades {int(m['n_trades'])}")
+        print(f"walk-forward: {out}\n  page: {res['page']}")
+
+    return task
 
 
 def _session(cfg, mode: str, overrides: list[str]) -> None:
@@ -320,14 +405,22 @@ def _refuse_secrets(args: list[str]) -> None:
 
 
 def _main(argv: list[str]) -> None:
+    from hlquant.config.compose import USER_CONF_ENV, expand_home, split_config_dir, user_conf_dir
+
+    argv, config_dir = split_config_dir(argv)
+    argv = expand_home(argv)
+    if config_dir is not None:  # layered over the bundled tree here and in every child process
+        os.environ[USER_CONF_ENV] = str(user_conf_dir(config_dir))
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__)
         return
     cmd, rest = argv[0], argv[1:]
     if rest[:1] in (["-h"], ["--help"]) and cmd in HELP:
         print(HELP[cmd])
+        if cmd in HYDRA_COMMANDS:
+            print(config_help())
         return
-    if cmd in ("run", *SHORTCUTS, "component"):
+    if cmd in ("run", *SHORTCUTS, "component", "walkforward"):
         _refuse_secrets(rest)
     if cmd in SHORTCUTS:
         wanted = SHORTCUTS[cmd]
@@ -372,13 +465,34 @@ def _main(argv: list[str]) -> None:
         from hlquant.promote.parity import main as parity_main
 
         raise SystemExit(parity_main(rest))
+    elif cmd == "walkforward":
+        given = [a.split("=", 1)[1] for a in rest if a.startswith("mode=")]
+        if given and given[-1] != "sim":
+            raise ConfigError(f"mode={given[-1]}: a walk-forward is a backtest (mode=sim)")
+        from hlquant.backtest.walkforward import split_search
+
+        base, _space = split_search(rest)  # the search space goes to the in-sample sweeps only
+        args = [*[a for a in base if not a.startswith("mode=")], "mode=sim"]
+        if not any(a.startswith("hydra.run.dir=") for a in args):
+            args.append("hydra.run.dir=runs/${now:%Y-%m-%d}/${now:%H-%M-%S}-walkforward-${strategy.name}")
+        _hydra_main(_walkforward_task(rest), args)
+    elif cmd == "runs":
+        from hlquant.backtest.runs import runs_main
+
+        raise SystemExit(runs_main(rest))
+    elif cmd == "new":
+        from hlquant.research.commands import new_main
+
+        raise SystemExit(new_main(rest))
     elif cmd == "generate-data":
         from hlquant.data.generate import main as gen_main
 
+        sys.argv[0] = "hlquant generate-data"  # argparse's prog in usage and --help
         gen_main(rest)
     else:
         raise ConfigError(f"unknown command {cmd!r}; commands: run, backtest, paper, live, component, "
-                          f"ingest, record, audit, replay, parity, generate-data (hlquant --help)")
+                          f"ingest, record, audit, replay, parity, walkforward, runs, new, generate-data "
+                          f"(hlquant --help)")
 
 
 def main(argv: list[str] | None = None) -> None:

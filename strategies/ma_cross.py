@@ -2,6 +2,8 @@
 
 Sizing: ``size_usd`` of notional at the moment the signal flips; the position
 is held in coins until the next flip (no re-sizing every bar, so no churn).
+Warm-up is the framework's: ``decide`` is first called once both EMAs have
+seen their span of closes (the slow one: ``slow`` bars).
 """
 
 from __future__ import annotations
@@ -20,13 +22,9 @@ class MACross(Agent):
         if self.params["fast"] >= self.params["slow"]:
             raise ValueError(f"fast ({self.params['fast']}) must be < slow ({self.params['slow']})")
         self.side: dict[str, int] = {}
-        self.bars: dict[str, int] = {}
 
     def decide(self, ctx: Context) -> Intent | None:
         sym = ctx.symbol
-        self.bars[sym] = self.bars.get(sym, 0) + 1
-        if self.bars[sym] < self.params["slow"]:  # EMAs still warming up
-            return None
         side = 1 if ctx.feature("ema_fast") > ctx.feature("ema_slow") else -1
         if side < 0 and self.params["long_only"]:
             side = 0

@@ -9,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "hlquant"
 
 LAYERS = {
-    "core": 0,
+    "core": 0, "conf": 0, "templates": 0,
     "data": 1, "audit": 1, "features": 1, "portfolio": 1, "venues": 1, "report": 1,
     "bus": 2, "agents": 2, "router": 2,
     "connectors": 3, "risk": 3,

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hlquant.core.errors import IntentError, UnknownFeatureError
+from hlquant.core.errors import HlquantError, IntentError, UnknownFeatureError
 from hlquant.core.events import Intent, OrderView, Side, Tif
 from hlquant.core.ids import intent_id
 
@@ -101,6 +101,24 @@ class Context:
                 f"agent {self.agent.name} read feature {name!r}, which no agent declares; "
                 f"declared: {sorted(self._declared) or 'none'}")
         return self._features.get(symbol or self.symbol, self._alias.get(name, name), self.now)
+
+    def bars(self, n: int | None = None, symbol: str | None = None) -> Any:
+        """The last ``n`` closed candles of ``symbol`` (default: the agent's ``history``) as
+        arrays, oldest first: ``.ts`` (close times), ``.open``, ``.high``, ``.low``,
+        ``.close``, ``.volume``. The last row is the latest candle closed at ``ctx.now``
+        (never one still forming). ``n`` may not exceed the agent's ``history``, which
+        also delays the first ``decide`` until that many candles exist."""
+        depth = int(self.agent.history)
+        n = depth if n is None else int(n)
+        if not 0 < n <= depth:
+            raise UnknownFeatureError(
+                f"agent {self.agent.name} read {n} bars but declares history = {depth}; "
+                f"set `history = {max(n, 1)}` on {type(self.agent).__name__}")
+        source = getattr(self._features, "bars", None)
+        if source is None:
+            raise HlquantError("bar history is served in backtests and single-process paper/live; "
+                               "with live.topology=processes read features instead")
+        return source(symbol or self.symbol, n)
 
     def position(self, symbol: str | None = None) -> float:
         """Signed position of the account in coin units (all agents together)."""
@@ -212,16 +230,26 @@ def _positive(x: Any, what: str) -> float:
     return v
 
 
+HISTORY_FEATURE = "_history"
+"""Name of the feature ``Agent.history`` declares (the number of candles seen)."""
+
+
 class Agent:
     """Subclass and implement ``decide``. Optionally declare the features it reads
-    (``features``: list of feature spec dicts, see docs/features.md) and defaults
-    for its parameters (``defaults``)."""
+    (``features``: list of feature spec dicts, see docs/agents.md), defaults for its
+    parameters (``defaults``: their types are checked when a config is built) and how
+    many past candles ``ctx.bars()`` may return (``history``).
+
+    Warm-up is the framework's: ``decide`` is first called once every declared
+    feature has seen its warm-up (its span or window) for that symbol, and, with
+    ``history = N``, once N candles of the symbol have closed."""
 
     features: ClassVar[Sequence[Mapping[str, Any]]] = ()
     defaults: ClassVar[Mapping[str, Any]] = {}
     signed_params: ClassVar[Sequence[str]] = ()
     """Parameters with a positive default that may still be set negative; every other one
     is refused below 0 or non-finite when the config is built (a negative size flips sides)."""
+    history: ClassVar[int] = 0
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -250,6 +278,9 @@ class Agent:
                     }
                 d[k] = v
             out.append(d)
+        if self.history:
+            out.append({"name": HISTORY_FEATURE, "kind": "history", "input": "candle.close",
+                        "params": {"length": int(self.history)}})
         return out
 
     def setup(self, ctx: Context) -> None:

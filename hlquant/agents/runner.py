@@ -1,8 +1,10 @@
 """AgentRunner: calls agents, applies debounce, posts intents, keeps heartbeats.
 
 The runner is the only place that knows about the Blackboard and the risk
-engine; strategies only see their Context. Decisions that would read a stale
-feature are skipped and counted (never taken on stale data); intents equal to
+engine; strategies only see their Context. An agent is not called for a
+symbol until every feature it declared has a warm value there (producers
+write NaN during warm-up; ``warmup_skipped``); decisions that would read a
+stale feature are skipped and counted (never taken on stale data); intents equal to
 the agent's previous target are not re-published; intents inside the
 agent's debounce window are dropped and counted.
 
@@ -74,7 +76,13 @@ class AgentRunner:
                 self._by_trigger.setdefault((a.config.trigger, s), []).append(a)
         self._last: dict[tuple[str, str], tuple[int, tuple]] = {}
         self._next_beat: dict[str, int] = {}
+        self._gate = {a.name: tuple(dict.fromkeys(
+            (aliases.get(a.name) or {}).get(f["name"], f["name"]) for f in a.feature_specs()))
+            for a in agents}
+        self._features = features
+        self._warm: set[tuple[str, str]] = set()  # (agent, symbol) past its warm-up
         self.counts: Counter = Counter()
+        self.warmup_by_agent: Counter = Counter()
         self.stale_by_agent: Counter = Counter()
         self.errors_by_agent: Counter = Counter()
         self.next_beat_due = 0
@@ -112,6 +120,12 @@ class AgentRunner:
         ctx.now = now
         ctx.symbol = symbol
         self.counts["decisions"] += 1
+        if (agent.name, symbol) not in self._warm:
+            if not self._is_warm(agent.name, symbol):
+                self.counts["warmup_skipped"] += 1
+                self.warmup_by_agent[agent.name] += 1
+                return 0
+            self._warm.add((agent.name, symbol))
         try:
             intent = agent.decide(ctx)
         except StaleFeatureError:
@@ -126,6 +140,15 @@ class AgentRunner:
             return self._failed(agent, symbol, now, TypeError(
                 f"decide() returned {type(intent).__name__}, expected an Intent (ctx.target/ctx.order) or None"))
         return self.publish(intent)
+
+    def _is_warm(self, name: str, symbol: str) -> bool:
+        """Every feature the agent declared has a value other than NaN for ``symbol``."""
+        get = self._features.get_with_ts
+        for f in self._gate[name]:
+            rec = get(symbol, f)
+            if rec is None or rec[0] != rec[0]:
+                return False
+        return True
 
     def _failed(self, agent: Agent, symbol: str, now: int, e: BaseException) -> int:
         self.counts["errors"] += 1

@@ -36,7 +36,8 @@ from hlquant.core.events import MarketKind
 from hlquant.features.kernels import parse_specs
 from hlquant.features.pipeline import ColumnarFeatures, compute_columnar
 from hlquant.kernel import MarketHandler, Role, build_kernel
-from hlquant.report.metrics import artifacts_from_run, build_report
+from hlquant.report.metrics import artifacts_from_run, build_report, closes, run_warnings
+from hlquant.report.trades import orders_from_audit
 from hlquant.risk.engine import RiskConfig
 from hlquant.router.router import RouterConfig
 from hlquant.venues.sim import SimVenueConfig
@@ -144,7 +145,8 @@ class Backtest:
         nsym = len(names)
         arrays = m.arrays()
         t_start = time.perf_counter()
-        cols = compute_columnar(parse_specs(self.feature_specs), arrays, nsym) if self.feature_specs else {}
+        cols = (compute_columnar(parse_specs(self.feature_specs), arrays, nsym, names)
+                if self.feature_specs else {})
         t_feat = time.perf_counter() - t_start
         feats = ColumnarFeatures(cols, arrays, names, self.store) if cols else None
         h = MarketHandler(k, before_decide=feats.before_decide if feats else None, faults=self.spec.faults)
@@ -246,7 +248,10 @@ class Backtest:
         k = self.kernel
         # the report (metrics.json, report.html) shows the name and params: never a secret
         art = artifacts_from_run((eq_t, eq_v, pos_v), list(self.market.symbols), k.fills, k.funding,
-                                 self.spec.venue.initial_cash, redact_text(self.name), redact(self.params))
+                                 self.spec.venue.initial_cash, redact_text(self.name), redact(self.params),
+                                 prices=closes(self.market), orders=orders_from_audit(self.audit.frame()))
+        counts = self.runner.counts
+        art.decisions = {c: int(counts.get(c, 0)) for c in ("decisions", "stale_skipped", "warmup_skipped")}
         metrics = build_report(art)
         stats = {
             "events": n_events,
@@ -262,4 +267,5 @@ class Backtest:
             "reconcile": self.portfolio.reconcile(self.venue.positions()),
             "session": self.session,
         }
+        art.warnings = run_warnings(art, metrics, stats["stale_reads"], stats["killed"])
         return BacktestResult(art, metrics, stats, self.audit, self.out_dir)

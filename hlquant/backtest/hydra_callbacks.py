@@ -1,4 +1,10 @@
-"""Hydra callback: after a sweep, one ranked table from the values the jobs returned.
+"""Hydra callback: unique run folders, and after a sweep one ranked table from the values
+the jobs returned.
+
+Before Hydra creates a backtest's run folder or a sweep's folder, the callback
+claims it (``runs.claim_dir``): a folder another run already has is replaced
+by ``<dir>-2``, ``-3``..., so two runs started in the same second never write
+to one folder.
 
 The summary reads no job directory: each job returns a ``JobResult`` to this
 process (see ``sweep_job``), so a cluster without shared storage still gets a
@@ -18,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
+from hlquant.backtest.runs import claim_dir
 from hlquant.backtest.sweep_job import check_objective, start_sweep, take_results
 from hlquant.core.errors import ConfigError
 
@@ -78,14 +85,44 @@ def expected_jobs(config: DictConfig) -> int | None:
     return None
 
 
+def _quoted(path: Path) -> str:
+    s = str(path)
+    return s if all(c.isalnum() or c in "/_-.:+" for c in s) else "'" + s.replace("'", "\\'") + "'"
+
+
+def claim_run_dir(config: DictConfig) -> None:
+    """A backtest run (mode=sim) gets a folder of its own (paper, live and their role
+    processes keep theirs: a restarted component resumes its folder)."""
+    if str(OmegaConf.select(config, "mode.name", default="sim")) != "sim":
+        return
+    with read_write(config.hydra):
+        config.hydra.run.dir = str(claim_dir(Path(str(config.hydra.run.dir))))
+
+
+def claim_sweep_dir(config: DictConfig) -> None:
+    """The sweep gets a folder of its own; the jobs' configs, composed again from the
+    overrides, are told the same path (relative stays relative: each node resolves it)."""
+    path = claim_dir(Path(str(config.hydra.sweep.dir)))
+    with read_write(config), open_dict(config):
+        config.hydra.sweep.dir = str(path)
+        if OmegaConf.select(config, "hydra.overrides.hydra") is None:
+            OmegaConf.update(config, "hydra.overrides.hydra", [], force_add=True)
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quoted(path)}")
+
+
 class SweepSummary(Callback):
-    """Prints one ranked table when a multirun ends and writes summary.csv/html and the heatmap."""
+    """Claims run and sweep folders; prints one ranked table when a multirun ends and writes
+    summary.csv/html and the heatmap."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        claim_run_dir(config)
 
     # Hydra turns an exception raised by a callback into a warning and exits 0; a sweep whose
     # summary failed must not look like a success, so both hooks end in SystemExit instead.
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_sweeper(config)
+            claim_sweep_dir(config)
         except ConfigError as e:
             raise SystemExit(f"hlquant: {e}") from None
         start_sweep(str(config.hydra.sweep.dir))

@@ -2,14 +2,17 @@
 
 ``run_backtest(cfg, out_dir)`` builds everything from a config tree, runs it,
 writes the report, the audit log and ``run.json`` (redacted config, data
-fingerprint, metrics). ``replay(run_dir)`` rebuilds the session from those
-files, re-runs it and compares every decision with the audit log: a session
-is reproducible when the two are identical.
+fingerprint, metrics, warnings). ``run.json`` is written when the run starts
+(``status: running``) and rewritten when it ends: ``ok``, or ``failed`` with
+the error, so a folder is never just a log. ``replay(run_dir)`` rebuilds the
+session from those files, re-runs it and compares every decision with the
+audit log: a session is reproducible when the two are identical.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import pandas as pd
 
 from hlquant.audit.log import read_audit, redact
 from hlquant.backtest.engine import Backtest, BacktestResult
+from hlquant.backtest.runs import RunStatus, write_run_json
 from hlquant.config.build import load_market, to_dict
 from hlquant.config.spec import KernelSpec
 from hlquant.core.errors import ConfigError
@@ -41,26 +45,46 @@ def build_backtest(cfg: Any, market: Any = None, out_dir: str | Path | None = No
 
 def run_backtest(cfg: Any, out_dir: str | Path | None = None, market: Any = None,
                  progress: bool | None = None, report: bool = True) -> BacktestResult:
-    """Run the backtest a config describes; with ``out_dir``, write its files there."""
-    c = to_dict(cfg)
-    bt = build_backtest(c, market=market, out_dir=out_dir, progress=progress)
+    """Run the backtest a config describes; with ``out_dir``, write its files there
+    (``run.json`` says ``running`` until the run ends ``ok`` or ``failed``)."""
+    if out_dir is None:
+        return _run(to_dict(cfg), None, market, progress, report)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    c: dict = {}
+    try:
+        c = to_dict(cfg)
+        write_run_json(out, {"status": RunStatus.RUNNING, "started": started, "config": redact(c)})
+        return _run(c, out, market, progress, report, started)
+    except BaseException as e:
+        write_run_json(out, {
+            "status": RunStatus.FAILED, "started": started, "finished": time.time(), "config": redact(c),
+            "error": {"type": type(e).__name__, "message": (str(e).splitlines() or [""])[0]}})
+        raise
+
+
+def _run(c: dict, out: Path | None, market: Any, progress: bool | None, report: bool,
+         started: float = 0.0) -> BacktestResult:
+    bt = build_backtest(c, market=market, out_dir=out, progress=progress)
     result = bt.run()
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         if report:
             from hlquant.report.files import write_report
 
             result.files = dict(write_report(result.artifacts, out))
-        run_info = {
+        write_run_json(out, {
+            "status": RunStatus.OK,
+            "started": started,
+            "finished": time.time(),
             "session": bt.session,
             "config": redact(c),
             "data": {"fingerprint": bt.market.fingerprint(), "symbols": list(bt.market.symbols),
                      "events": len(bt.market), "meta": _jsonable(getattr(bt.market, "meta", {}))},
             "metrics": {k: _num(v) for k, v in result.metrics.items()},
+            "warnings": [w.to_dict() for w in result.artifacts.warnings],
             "stats": _jsonable(result.stats),
-        }
-        (out / "run.json").write_text(json.dumps(run_info, indent=2, default=str))
+        })
     return result
 
 

@@ -104,13 +104,16 @@ def write_sweep_report(df: pd.DataFrame, sweep_dir: str | Path, metric: str = HE
     files: dict[str, Path] = {}
     files["summary_csv"] = sweep_dir / "summary.csv"
     df.to_csv(files["summary_csv"], index=False)
+    from hlquant.report.html import Page
+
     params = param_columns(df)
+    page = Page()
     heat_html = ""
     if len(params) == 2 and metric in df:
         piv = df.pivot_table(index=params[0], columns=params[1], values=metric, aggfunc="mean")
         files["heatmap_png"] = _heatmap_png(piv, metric, direction, sweep_dir / "heatmap.png")
-        heat_html = _heatmap_html(piv, metric, direction)
-    files["summary_html"] = _summary_html(df, params, metric, direction, heat_html,
+        heat_html = page.figure(_heatmap_figure(piv, metric, direction))
+    files["summary_html"] = _summary_html(page, df, params, metric, direction, heat_html,
                                           sweep_dir / "summary.html")
     return files
 
@@ -140,7 +143,7 @@ def _heatmap_png(piv: pd.DataFrame, metric: str, direction: str, path: Path) -> 
     return path
 
 
-def _heatmap_html(piv: pd.DataFrame, metric: str, direction: str) -> str:
+def _heatmap_figure(piv: pd.DataFrame, metric: str, direction: str):
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns],
@@ -149,14 +152,12 @@ def _heatmap_html(piv: pd.DataFrame, metric: str, direction: str) -> str:
                                texttemplate="%{z:.2f}"))
     fig.update_layout(title=f"{metric}", xaxis_title=str(piv.columns.name),
                       yaxis_title=str(piv.index.name), height=420)
-    return fig.to_html(full_html=False, include_plotlyjs="directory")
+    return fig
 
 
-def _summary_html(df: pd.DataFrame, params: list[str], metric: str, direction: str, heat: str,
+def _summary_html(page, df: pd.DataFrame, params: list[str], metric: str, direction: str, heat: str,
                   path: Path) -> Path:
-    from hlquant.report.tearsheet import _ensure_plotly_js
-
-    _ensure_plotly_js(path.parent)
+    """The ranked table and the heatmap, one self-contained page (``hlquant.report.html``)."""
     show = ["job", *params] + [c for c in (metric, *HEADLINE) if c in df]
     show = list(dict.fromkeys(show))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in [*show, "files"])
@@ -178,10 +179,6 @@ def _summary_html(df: pd.DataFrame, params: list[str], metric: str, direction: s
             where = f"{r.get('node')}:{r.get('output_dir')}"
             cells.append(f'<td title="on another machine">{html.escape(where)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep summary</title>
-<style>body{{font-family:system-ui,sans-serif;margin:24px}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}}th{{background:#f6f6f6}}</style>
-</head><body><h1>Sweep: {len(df)} runs, ranked by {html.escape(metric)} ({html.escape(direction)})</h1>
-<table><tr>{head}</tr>{''.join(rows)}</table>{heat}</body></html>"""
-    path.write_text(page, encoding="utf-8")
-    return path
+    body = (f"<h1>Sweep: {len(df)} runs, ranked by {html.escape(metric)} ({html.escape(direction)})</h1>"
+            f"<table><tr>{head}</tr>{''.join(rows)}</table>{heat}")
+    return page.write(path, "sweep summary", body)

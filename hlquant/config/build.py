@@ -3,15 +3,25 @@
 Config groups map one-to-one onto components: ``data`` -> a MarketData
 source, ``strategy`` -> agents, ``venue`` -> SimVenueConfig, ``risk`` ->
 RiskConfig, ``router`` -> RouterConfig, ``features.staleness`` -> staleness
-rules. Unknown keys are errors (a typo in an override must not be ignored).
+rules. Unknown keys are errors (a typo in an override must not be ignored),
+and a strategy parameter whose type differs from its default in the agent
+class (``strategy.fast=abc`` where the default is 10) is an error naming the
+key, raised here rather than deep inside a feature kernel.
+
+A strategy class is found by ``cls``: ``package.module:Class`` (importable),
+``path/to/file.py:Class`` (any folder; relative to the working directory), or
+``module:Class`` with the module in a folder of ``strategy_path``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import importlib.util
 import os
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +51,128 @@ def make_dataclass(cls: type, values: Mapping[str, Any], where: str, drop: tuple
         raise ConfigError(f"{where}: {e}") from e
 
 
-def import_object(path: str) -> Any:
-    """``package.module:Name`` -> the object."""
-    mod, _, name = path.partition(":")
-    if not name:
-        raise ConfigError(f"expected 'module:Class', got {path!r}")
+def load_file(path: str | Path) -> Any:
+    """The module of a Python file (loaded once per path; its folder joins ``sys.path`` so
+    it can import its neighbours)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path.cwd() / p
+    p = p.resolve()
+    if not p.is_file():
+        raise ConfigError(f"strategy file {path!r} not found (looked at {p}; relative paths are "
+                          f"relative to the folder hlquant runs in, {Path.cwd()})")
+    name = f"hlquant_user_{p.stem}_{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    if str(p.parent) not in sys.path:
+        sys.path.append(str(p.parent))
+    spec = importlib.util.spec_from_file_location(name, p)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     try:
-        return getattr(importlib.import_module(mod), name)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"cannot import {path!r}: {e}") from e
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
-def build_agents(strategy: Mapping[str, Any]) -> list[Agent]:
-    """Agents of a strategy config: ``agents: [{cls, name?, symbols, params, ...}]``."""
+def import_object(path: str, search_path: Sequence[str] = ()) -> Any:
+    """``package.module:Name``, ``path/to/file.py:Name``, or ``module:Name`` with the module
+    in one of the ``search_path`` folders -> the object."""
+    mod, _, name = str(path).rpartition(":")
+    if not mod or not name:
+        raise ConfigError(f"expected 'module:Class' or 'path/to/file.py:Class', got {path!r}")
+    if mod.endswith(".py") or "/" in mod or os.sep in mod:
+        module = load_file(mod)
+    else:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name is None or not mod.startswith(e.name):
+                raise ConfigError(f"cannot import {path!r}: {e}") from e  # a dependency inside it
+            module = _from_search_path(mod, search_path)
+            if module is None:
+                where = ", ".join(str(Path(d).expanduser()) for d in search_path) or "none configured"
+                raise ConfigError(f"cannot import {path!r}: no module {mod!r} on the Python path or in "
+                                  f"strategy_path ({where})") from None
+        except ImportError as e:
+            raise ConfigError(f"cannot import {path!r}: {e}") from e
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        defined = sorted(k for k, v in vars(module).items() if isinstance(v, type) and not k.startswith("_"))
+        raise ConfigError(f"{path!r}: module {mod!r} has no {name!r}; it defines {defined}") from None
+
+
+def _from_search_path(mod: str, search_path: Sequence[str]) -> Any:
+    head = mod.split(".")[0]
+    for d in search_path:
+        folder = Path(d).expanduser().resolve()
+        if (folder / f"{head}.py").is_file() or (folder / head / "__init__.py").is_file():
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+            return importlib.import_module(mod)
+    return None
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a bool", int: "an int", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def conform(default: Any, value: Any) -> tuple[bool, Any]:
+    """Whether ``value`` has the type of ``default`` (an int is a float, a whole float an
+    int), and the value in that type."""
+    if default is None or value is None:
+        return True, value
+    if isinstance(default, bool):
+        return isinstance(value, bool), value
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return False, value
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if isinstance(default, list | tuple):
+        return isinstance(value, list | tuple), value
+    if isinstance(default, Mapping):
+        return isinstance(value, Mapping), value
+    return isinstance(value, type(default)), value
+
+
+def check_params(cls: type, params: Mapping[str, Any], where: str,
+                 strategy: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``params`` checked against the types of ``cls.defaults``; the error names the key (and
+    the ``strategy.<key>`` it was set by, when a strategy-level key of the same name holds it)."""
+    out = dict(params)
+    defaults = getattr(cls, "defaults", {}) or {}
+    for k, v in params.items():
+        if k not in defaults:
+            continue
+        ok, typed = conform(defaults[k], v)
+        if ok:
+            out[k] = typed
+            continue
+        top = dict(strategy or {})
+        inner = f"{where}.params.{k}"
+        key = f"strategy.{k}" if k in top and top[k] == v else inner
+        also = f" ({inner})" if key != inner else ""
+        raise ConfigError(f"{key}={v!r}{also}: expected {_type_name(defaults[k])} like the default "
+                          f"{defaults[k]!r} of {cls.__name__}, got {_type_name(v)}")
+    return out
+
+
+def build_agents(strategy: Mapping[str, Any], search_path: Sequence[str] = ()) -> list[Agent]:
+    """Agents of a strategy config: ``agents: [{cls, name?, symbols, params, ...}]``;
+    ``search_path``: folders where a ``cls`` module is also looked for (``strategy_path``)."""
     strategy = to_dict(strategy)
     specs = strategy.get("agents")
     if not specs:
@@ -61,12 +180,16 @@ def build_agents(strategy: Mapping[str, Any]) -> list[Agent]:
     agents = []
     for i, spec in enumerate(specs):
         spec = dict(spec)
-        cls = import_object(spec.pop("cls"))
+        where = f"strategy.agents[{i}]"
+        if not spec.get("cls"):
+            raise ConfigError(f"{where}.cls is missing: name the agent class, e.g. strategies.ma_cross:MACross")
+        cls = import_object(spec.pop("cls"), search_path)
         if not (isinstance(cls, type) and issubclass(cls, Agent)):
-            raise ConfigError(f"strategy.agents[{i}].cls is not an hlquant Agent subclass")
+            raise ConfigError(f"{where}.cls is not an hlquant Agent subclass")
         spec.setdefault("name", f"{strategy.get('name', 'agent')}-{i}")
         spec["symbols"] = tuple(spec.get("symbols") or ())
-        cfg = make_dataclass(AgentConfig, spec, f"strategy.agents[{i}]", drop=())
+        spec["params"] = check_params(cls, spec.get("params") or {}, where, strategy)
+        cfg = make_dataclass(AgentConfig, spec, where, drop=())
         agents.append(cls(cfg))
     return agents
 
@@ -87,7 +210,7 @@ def load_market(data: Mapping[str, Any]) -> Any:
         irregular = data.get("irregular") or "reject"
         if irregular not in ("reject", "accept"):
             raise ConfigError(f"data.irregular must be reject or accept, got {irregular!r}")
-        market = load_files(Path(data["path"]).expanduser(), irregular=irregular)
+        market = load_files(Path(str(data["path"])).expanduser(), irregular=irregular)
     elif source in ("postgres", "timescale"):
         from hlquant.storage.postgres import load_market_from_config
 

@@ -108,7 +108,7 @@ class KernelSpec:
                 raise ConfigError(f"faults[{i}] must be {{at: ts_ms, agent: name}}, got {f!r}") from None
         features = c.get("features") or {}
         return cls(
-            agents=build_agents(strategy),
+            agents=build_agents(strategy, c.get("strategy_path") or ()),
             mode=mode,
             venue=make_dataclass(SimVenueConfig, c.get("venue") or {}, "venue"),
             risk=make_dataclass(RiskConfig, c.get("risk") or {}, "risk"),

@@ -3,20 +3,31 @@
 ``compute_columnar`` (backtests) runs each kernel per symbol over that
 symbol's rows of the input stream; ``FeatureProcessor`` (live and paper)
 steps the same kernels on each event and writes the FeatureStore. Both give
-the same numbers (tests/features/test_parity.py).
+the same numbers (tests/features/test_parity.py), including:
+
+- warm-up: a feature's value is NaN until it has seen ``warmup`` observations
+  (``Feature.warmup``, derived from its span or window); the agent runner does
+  not call ``decide`` before the features an agent declared are warm;
+- higher timeframes (``timeframe``): candles of that length are built from the
+  base candles and the feature steps only when one has closed;
+- two-symbol kinds (``corr``, ``beta``): closes paired by bar time with the
+  reference symbol's, a pair used once both closes are known;
+- bar history (``Agent.history``): the last candles of a symbol as arrays
+  (``bars``), for ``Context.bars``.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from hlquant.core.events import Event, MarketKind
 from hlquant.core.market import dispatch_market
-from hlquant.features.kernels import Feature, FeatureSpec, parse_specs
+from hlquant.features.kernels import TWO_SYMBOL_KINDS, Feature, FeatureSpec, parse_specs
 from hlquant.features.store import FeatureStore
 
 _STREAM_KIND = {
@@ -28,6 +39,24 @@ _SCALAR_FIELD = {
     "candle.volume": "volume", "trade.px": "px", "trade.sz": "sz", "funding.rate": "rate",
     "funding.premium": "premium", "mark.px": "mark_px",
 }
+BAR_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+class Bars(NamedTuple):
+    """The last candles of a symbol, oldest first (``Context.bars``): one array per field.
+    ``ts`` is each candle's close time; the last row is the latest closed candle."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+def history_depth(specs: Sequence[FeatureSpec]) -> int:
+    """Candles to keep per symbol: the longest ``history`` feature declared (0: none)."""
+    return max((int(s.params["length"]) for s in specs if s.kind == "history"), default=0)
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,8 @@ def _inputs(spec: FeatureSpec, a: np.ndarray) -> tuple[np.ndarray, ...]:
         return a["px"], a["sz"]
     if spec.input == "candle":
         return a["close"], a["volume"]
+    if spec.input == "candle.hlc":
+        return a["high"], a["low"], a["close"]
     if spec.input == "l2":
         return a["bid_sz"], a["ask_sz"]
     if spec.input == "bbo":
@@ -54,12 +85,76 @@ def _inputs(spec: FeatureSpec, a: np.ndarray) -> tuple[np.ndarray, ...]:
     raise ValueError(f"unsupported input {spec.input!r}")
 
 
+def _counts(spec: FeatureSpec, x0: np.ndarray) -> np.ndarray:
+    """Observations so far at each row, as ``Feature.update`` counts them (a NaN first
+    input is not an observation; book inputs always are)."""
+    if x0.ndim > 1:
+        return np.arange(1, len(x0) + 1)
+    return np.cumsum(~np.isnan(x0))
+
+
+def _htf_inputs(spec: FeatureSpec, agg: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    if spec.input == "candle":
+        return agg["close"], agg["volume"]
+    if spec.input == "candle.hlc":
+        return agg["high"], agg["low"], agg["close"]
+    return (agg[_SCALAR_FIELD[spec.input]],)
+
+
+def _htf_columnar(f: Feature, spec: FeatureSpec, a: np.ndarray, rows: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Values and observation counts of a higher-timeframe feature over one symbol's candles.
+
+    A candle closing at ``ts`` belongs to the bar closing at ``ceil(ts / tf) * tf``; that bar
+    is complete at its last base candle when that one closes on the boundary, else at the
+    first candle of a later bar (data with a gap): never before all its candles are known."""
+    tf = int(spec.timeframe)
+    ts = a["ts_exch"][rows]
+    n = len(rows)
+    b = -(-ts // tf)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    complete_at = np.where(ts[ends] == b[ends] * tf, ends, ends + 1)
+    keep = complete_at < n
+    agg = {
+        "open": a["open"][rows][starts], "high": np.maximum.reduceat(a["high"][rows], starts),
+        "low": np.minimum.reduceat(a["low"][rows], starts), "close": a["close"][rows][ends],
+        "volume": np.add.reduceat(a["volume"][rows], starts),
+    }
+    xs = tuple(x[keep] for x in _htf_inputs(spec, agg))
+    out = f.run(*xs) if len(xs[0]) else np.zeros(0)
+    seen = _counts(spec, xs[0])
+    m = np.searchsorted(complete_at[keep], np.arange(n), side="right")
+    vals = np.where(m > 0, out[np.maximum(m - 1, 0)] if len(out) else np.nan, np.nan)
+    cnt = np.where(m > 0, seen[np.maximum(m - 1, 0)] if len(seen) else 0, 0)
+    return vals, cnt
+
+
+def _pair_columnar(f: Feature, spec: FeatureSpec, a: np.ndarray, rows: np.ndarray,
+                   ref_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values and counts of a two-symbol feature over one symbol's candles: closes paired
+    with the reference's at common bar times; a row sees the pairs strictly before it."""
+    field_ = _SCALAR_FIELD[spec.input]
+    ts, ts_r = a["ts_exch"][rows], a["ts_exch"][ref_rows]
+    common, i_s, i_r = np.intersect1d(ts, ts_r, assume_unique=True, return_indices=True)
+    x, y = a[field_][rows][i_s], a[field_][ref_rows][i_r]
+    out = f.run(x, y) if len(common) else np.zeros(0)
+    seen = np.cumsum(~np.isnan(x))
+    m = np.searchsorted(common, ts, side="left")
+    vals = np.where(m > 0, out[np.maximum(m - 1, 0)] if len(out) else np.nan, np.nan)
+    cnt = np.where(m > 0, seen[np.maximum(m - 1, 0)] if len(seen) else 0, 0)
+    return vals, cnt
+
+
 def compute_columnar(
     specs: Sequence[FeatureSpec | Mapping[str, Any]],
     arrays: Mapping[MarketKind, np.ndarray],
     n_symbols: int,
+    symbols: Sequence[str] | None = None,
 ) -> dict[str, FeatureColumn]:
-    """All features over whole streams; state is per symbol."""
+    """All features over whole streams; state is per symbol. Values are NaN until a
+    feature is warm. ``symbols`` (the names of the ``sym`` indices) is needed by the
+    two-symbol kinds, which name their reference symbol."""
     specs = parse_specs(specs)
     out: dict[str, FeatureColumn] = {}
     sym_rows: dict[MarketKind, list[np.ndarray]] = {}
@@ -73,14 +168,130 @@ def compute_columnar(
             order = np.argsort(a["sym"], kind="stable")
             bounds = np.searchsorted(a["sym"][order], np.arange(n_symbols + 1))
             sym_rows[kind] = [order[bounds[s] : bounds[s + 1]] for s in range(n_symbols)]
+        ref_rows = None
+        if spec.kind in TWO_SYMBOL_KINDS:
+            names = list(symbols or ())
+            if spec.ref not in names:
+                raise ValueError(f"feature {spec.name!r}: reference symbol {spec.ref!r} is not in the "
+                                 f"data ({names or 'symbol names not given'})")
+            ref_rows = sym_rows[kind][names.index(spec.ref)]
         xs = _inputs(spec, a)
         vals = np.full(len(a), np.nan)
         f = Feature(spec)
         for rows in sym_rows[kind]:
-            if len(rows):
-                vals[rows] = f.run(*(x[rows] for x in xs))
+            if not len(rows):
+                continue
+            if spec.timeframe is not None:
+                v, cnt = _htf_columnar(f, spec, a, rows)
+            elif ref_rows is not None:
+                v, cnt = _pair_columnar(f, spec, a, rows, ref_rows)
+            else:
+                v = f.run(*(x[rows] for x in xs))
+                cnt = _counts(spec, xs[0][rows])
+            v[cnt < f.warmup] = np.nan
+            vals[rows] = v
         out[spec.name] = FeatureColumn(kind, vals)
     return out
+
+
+def _masked(f: Any, v: float) -> float:
+    return v if f.seen >= f.warmup else np.nan
+
+
+class _Resampled:
+    """A feature on a higher timeframe, stepped when a bar of that length closes
+    (see ``_htf_columnar`` for when that is)."""
+
+    __slots__ = ("f", "spec", "tf", "agg", "value")
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.f, self.spec, self.tf = Feature(spec), spec, int(spec.timeframe)
+        self.agg = np.zeros(7)  # has, bucket, open, high, low, close, volume
+        self.value = np.nan
+
+    @property
+    def seen(self) -> int:
+        return self.f.seen
+
+    @property
+    def warmup(self) -> int:
+        return self.f.warmup
+
+    def _complete(self) -> None:
+        g = self.agg
+        bar = {"open": g[2], "high": g[3], "low": g[4], "close": g[5], "volume": g[6]}
+        self.value = self.f.update(*(float(x) for x in _htf_inputs(self.spec, bar)))
+        g[0] = 0.0
+
+    def on_candle(self, ts: int, o: float, h: float, l: float, c: float, v: float) -> float:  # noqa: E741
+        g = self.agg
+        b = -(-ts // self.tf)
+        if g[0] and b > g[1]:
+            self._complete()
+        if not g[0]:
+            g[:] = (1.0, b, o, h, l, c, v)
+        else:
+            g[3], g[4], g[5], g[6] = max(g[3], h), min(g[4], l), c, g[6] + v
+        if ts == b * self.tf:
+            self._complete()
+        return self.value
+
+    def snapshot(self) -> bytes:
+        return self.f.snapshot() + self.agg.tobytes() + np.array([self.value]).tobytes()
+
+    def restore(self, raw: bytes) -> bool:
+        tail = self.agg.nbytes + 8
+        if len(raw) <= tail or not self.f.restore(raw[:-tail]):
+            return False
+        rest = np.frombuffer(raw[-tail:], dtype=np.float64)
+        self.agg, self.value = rest[:7].copy(), float(rest[7])
+        return True
+
+
+class _Paired:
+    """A two-symbol feature of one symbol: its closes and the reference's, paired by bar
+    time; a pair is stepped once both are known (``_pair_columnar``)."""
+
+    __slots__ = ("f", "field", "last", "value")
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.f, self.field = Feature(spec), _SCALAR_FIELD[spec.input]
+        self.last = np.full(5, -np.inf)  # own ts, own px, ref ts, ref px, last paired ts
+        self.value = np.nan
+
+    @property
+    def seen(self) -> int:
+        return self.f.seen
+
+    @property
+    def warmup(self) -> int:
+        return self.f.warmup
+
+    def _pair(self) -> None:
+        s = self.last
+        if s[0] == s[2] and s[0] > s[4]:
+            self.value = self.f.update(float(s[1]), float(s[3]))
+            s[4] = s[0]
+
+    def on_own(self, ts: int, px: float) -> float:
+        self._pair()
+        self.last[0], self.last[1] = ts, px
+        return self.value
+
+    def on_ref(self, ts: int, px: float) -> None:
+        self._pair()
+        self.last[2], self.last[3] = ts, px
+
+    def snapshot(self) -> bytes:
+        return self.f.snapshot() + self.last.tobytes() + np.array([self.value]).tobytes()
+
+    def restore(self, raw: bytes) -> bool:
+        tail = self.last.nbytes + 8
+        if len(raw) <= tail or not self.f.restore(raw[:-tail]):
+            return False
+        rest = np.frombuffer(raw[-tail:], dtype=np.float64)
+        self.last, self.value = rest[:5].copy(), float(rest[5])
+        return True
 
 
 class FeatureProcessor:
@@ -88,30 +299,56 @@ class FeatureProcessor:
 
     A :class:`~hlquant.core.market.MarketSink`: it receives market data as the
     same scalar calls as the venue and the kernel's handler (``on_event`` takes
-    event objects through the one converter, ``dispatch_market``)."""
+    event objects through the one converter, ``dispatch_market``). Values are NaN
+    until warm; with a ``history`` feature it keeps the last candles of each symbol
+    and serves them to ``Context.bars`` through the store (``store.bar_source``)."""
 
     def __init__(self, specs: Sequence[FeatureSpec | Mapping[str, Any]], store: FeatureStore,
                  symbols: Sequence[str]) -> None:
         self.specs = parse_specs(specs)
         self.store = store
         self.by_stream: dict[str, list[FeatureSpec]] = {}
+        self._htf: list[FeatureSpec] = []
+        self._pairs: list[FeatureSpec] = []
         for s in self.specs:
-            self.by_stream.setdefault(s.stream, []).append(s)
-        self.features: dict[tuple[str, str], Feature] = {
-            (sym, s.name): Feature(s) for sym in symbols for s in self.specs
-        }
+            if s.timeframe is not None:
+                self._htf.append(s)
+            elif s.kind in TWO_SYMBOL_KINDS:
+                self._pairs.append(s)
+            else:
+                self.by_stream.setdefault(s.stream, []).append(s)
+        self.features: dict[tuple[str, str], Any] = {}
+        for sym in symbols:
+            self._slots(sym)
+        self.depth = history_depth(self.specs)
+        self._bars: dict[str, deque] = {}
+        if self.depth and hasattr(store, "bar_source"):
+            store.bar_source = self
         self.updates = 0
 
-    def _update(self, stream: str, sym: str, ts: int, inputs: Mapping[str, tuple]) -> int:
+    def _slots(self, sym: str) -> None:
+        """Create the feature instances of a symbol (also for a symbol seen the first time)."""
+        for s in self.specs:
+            key = (sym, s.name)
+            if key not in self.features:
+                self.features[key] = (_Resampled(s) if s.timeframe is not None
+                                      else _Paired(s) if s.kind in TWO_SYMBOL_KINDS else Feature(s))
+
+    def _update(self, stream: str, sym: str, ts: int, inputs: Mapping[str, tuple],
+                extra: list[tuple[str, float]] | None = None) -> int:
         specs = self.by_stream.get(stream)
-        if not specs:
+        items = extra if extra is not None else []
+        if specs:
+            feats = self.features
+            for spec in specs:
+                f = feats.get((sym, spec.name))
+                if f is None:
+                    self._slots(sym)
+                    f = feats[(sym, spec.name)]
+                v = f.update(*inputs[spec.input])
+                items.append((spec.name, v if f.seen >= f.warmup else np.nan))
+        if not items:
             return 0
-        items = []
-        for spec in specs:
-            f = self.features.get((sym, spec.name))
-            if f is None:
-                f = self.features[(sym, spec.name)] = Feature(spec)
-            items.append((spec.name, f.update(*inputs[spec.input])))
         self.store.put_many(sym, items, ts)
         self.updates += len(items)
         return len(items)
@@ -122,10 +359,33 @@ class FeatureProcessor:
         return self.updates - n0
 
     def on_candle(self, symbol: str, ts: int, o: float, h: float, l: float, c: float, v: float) -> None:  # noqa: E741
-        if "candle" in self.by_stream:
+        extra: list[tuple[str, float]] = []
+        if self._htf or self._pairs:
+            if (symbol, self.specs[0].name) not in self.features:
+                self._slots(symbol)
+            feats = self.features
+            bar = {"open": o, "high": h, "low": l, "close": c, "volume": v}
+            for spec in self._htf:
+                f = feats[(symbol, spec.name)]
+                extra.append((spec.name, _masked(f, f.on_candle(ts, o, h, l, c, v))))
+            for spec in self._pairs:
+                px = bar[_SCALAR_FIELD[spec.input]]
+                for (sym, name), f in feats.items():  # others whose reference this symbol is
+                    if name == spec.name and sym != symbol and spec.ref == symbol:
+                        f.on_ref(ts, px)
+                f = feats[(symbol, spec.name)]
+                extra.append((spec.name, _masked(f, f.on_own(ts, px))))
+                if spec.ref == symbol:  # its own reference: each bar pairs with itself
+                    f.last[2], f.last[3] = ts, px
+        if self.depth:
+            buf = self._bars.get(symbol)
+            if buf is None:
+                buf = self._bars[symbol] = deque(maxlen=self.depth)
+            buf.append((ts, o, h, l, c, v))
+        if "candle" in self.by_stream or extra:
             self._update("candle", symbol, ts, {
                 "candle.close": (c,), "candle.open": (o,), "candle.high": (h,), "candle.low": (l,),
-                "candle.volume": (v,), "candle": (c, v)})
+                "candle.volume": (v,), "candle": (c, v), "candle.hlc": (h, l, c)}, extra)
 
     def on_trade(self, symbol: str, ts: int, side: int, px: float, sz: float) -> None:
         if "trade" in self.by_stream:
@@ -150,18 +410,25 @@ class FeatureProcessor:
         if "mark" in self.by_stream:
             self._update("mark", symbol, ts, {"mark.px": (mark_px,)})
 
+    def bars(self, symbol: str, n: int) -> Bars:
+        """The last ``n`` candles of ``symbol`` seen so far (fewer before there are n)."""
+        buf = self._bars.get(symbol) or ()
+        rows = list(buf)[-n:] if n > 0 else []
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+        return Bars(np.array(cols[0], dtype=np.int64), *(np.array(c, dtype=np.float64) for c in cols[1:]))
+
     # --- persistence (a stream processor that restarts resumes its kernels' state) ---
     def state_of(self, symbol: str) -> dict[str, bytes]:
-        """Every feature's kernel state of ``symbol``, as bytes."""
-        return {name: f.state.tobytes() for (sym, name), f in self.features.items() if sym == symbol}
+        """Every feature's state of ``symbol`` (kernel, observations, bar in progress), as bytes."""
+        return {name: f.snapshot() for (sym, name), f in self.features.items() if sym == symbol}
 
     def load_state(self, symbol: str, states: Mapping[str, bytes]) -> int:
-        """Restore kernel states written by ``state_of``; returns how many were restored."""
+        """Restore states written by ``state_of``; returns how many were restored."""
+        self._slots(symbol)
         n = 0
         for (sym, name), f in self.features.items():
             raw = states.get(name)
-            if sym == symbol and raw is not None and len(raw) == f.state.nbytes:
-                f.state = np.frombuffer(raw, dtype=f.state.dtype).reshape(f.state.shape).copy()
+            if sym == symbol and raw is not None and f.restore(bytes(raw)):
                 n += 1
         return n
 
@@ -173,7 +440,8 @@ class ColumnarFeatures:
     staleness rules apply exactly as live.
 
     The loop that walks the columns records, per stream kind and symbol, the
-    last row it delivered (``cursor(kind)[s] = row``)."""
+    last row it delivered (``cursor(kind)[s] = row``); ``bars`` serves the
+    candles up to that row (``Context.bars``, no look-ahead)."""
 
     def __init__(self, cols: Mapping[str, FeatureColumn], arrays: Mapping[MarketKind, np.ndarray],
                  symbols: Sequence[str], store: FeatureStore) -> None:
@@ -186,6 +454,11 @@ class ColumnarFeatures:
         self._by_kind = by_kind
         self._ts = {int(k): a["ts_exch"].tolist() for k, a in arrays.items() if len(a) and int(k) in by_kind}
         self._cursor = {k: [-1] * len(self.symbols) for k in by_kind}
+        self._candles = arrays.get(MarketKind.CANDLE)
+        self._rows: list[np.ndarray] | None = None
+        self._pos: np.ndarray | None = None
+        if int(MarketKind.CANDLE) in by_kind and hasattr(store, "bar_source"):
+            store.bar_source = self
 
     def cursor(self, kind: MarketKind) -> list[int] | None:
         """The row pointers of one stream kind (None when no feature reads it)."""
@@ -199,3 +472,18 @@ class ColumnarFeatures:
             if r >= 0:
                 put(symbol, [(fn, vals[r]) for fn, vals in flist], self._ts[k][r])
 
+    def bars(self, symbol: str, n: int) -> Bars:
+        """The last ``n`` candles of ``symbol`` delivered so far (fewer before there are n)."""
+        a = self._candles
+        if self._rows is None:
+            order = np.argsort(a["sym"], kind="stable")
+            bounds = np.searchsorted(a["sym"][order], np.arange(len(self.symbols) + 1))
+            self._rows = [order[bounds[i]: bounds[i + 1]] for i in range(len(self.symbols))]
+            self._pos = np.empty(len(a), dtype=np.int64)
+            for rows in self._rows:
+                self._pos[rows] = np.arange(len(rows))
+        s = self._index[symbol]
+        r = self._cursor[int(MarketKind.CANDLE)][s]
+        p = int(self._pos[r]) + 1 if r >= 0 else 0
+        sel = self._rows[s][max(0, p - n): p] if n > 0 else self._rows[s][:0]
+        return Bars(a["ts_exch"][sel], *(a[f][sel] for f in BAR_FIELDS))

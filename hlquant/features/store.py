@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
-from hlquant.core.errors import StaleFeatureError
+from hlquant.core.errors import HlquantError, StaleFeatureError
 
 
 class StalenessRules:
@@ -64,6 +64,13 @@ class InMemoryFeatureStore:
         self._v: dict[tuple[str, str], tuple[float, int]] = {}
         self.stale_reads: Counter = Counter()
         self.writes = 0
+        self.bar_source: Any = None  # ColumnarFeatures / FeatureProcessor with a history feature
+
+    def bars(self, symbol: str, n: int) -> Any:
+        """The last ``n`` candles of ``symbol`` (``Bars``), from the bar source."""
+        if self.bar_source is None:
+            raise HlquantError("no bar history in this run: declare it with `history = N` on the agent")
+        return self.bar_source.bars(symbol, n)
 
     def put(self, symbol: str, name: str, value: float, ts: int) -> None:
         self._v[(symbol, name)] = (value, ts)

@@ -1,4 +1,9 @@
-"""The files a run leaves for people: metrics (JSON/CSV), tables (Parquet), plots (PNG, HTML)."""
+"""The files a run leaves for people: metrics (JSON/CSV), tables (Parquet), plots (PNG, HTML).
+
+Full-resolution data goes to Parquet (equity and positions, prices, fills,
+funding, round trips, orders); the PNG and the HTML tearsheet show it
+downsampled, so they stay small at any run length.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hlquant.report.metrics import RunArtifacts, build_report, drawdown
+import numpy as np
+import pandas as pd
+
+from hlquant.report.html import downsample, time_ms, to_json_safe
+from hlquant.report.metrics import RunArtifacts, basis, build_report, buy_and_hold, drawdown, trades
 from hlquant.report.tearsheet import write_tearsheet
+
+
+def metrics_payload(art: RunArtifacts, metrics: pd.Series) -> dict[str, Any]:
+    """What metrics.json holds: the metrics, the basis of their annualization, the warnings."""
+    return to_json_safe({
+        "name": art.name,
+        "params": art.params,
+        "initial_cash": art.initial_cash,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "basis": basis(art),
+        "warnings": [w.to_dict() for w in art.warnings],
+        "decisions": art.decisions,
+    })
 
 
 def write_report(art: RunArtifacts, out_dir: str | Path) -> dict[str, Path]:
@@ -15,15 +37,10 @@ def write_report(art: RunArtifacts, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = build_report(art)
+    trips = trades(art)
     files: dict[str, Path] = {}
-    payload = {
-        "name": art.name,
-        "params": _jsonable(art.params),
-        "initial_cash": art.initial_cash,
-        "metrics": {k: float(v) for k, v in metrics.items()},
-    }
     files["metrics"] = out / "metrics.json"
-    files["metrics"].write_text(json.dumps(payload, indent=2))
+    files["metrics"].write_text(json.dumps(metrics_payload(art, metrics), indent=2))
     files["metrics_csv"] = out / "metrics.csv"
     metrics.to_frame("value").to_csv(files["metrics_csv"], index_label="metric")
     eq = art.positions.copy()
@@ -34,13 +51,21 @@ def write_report(art: RunArtifacts, out_dir: str | Path) -> dict[str, Path]:
     art.fills.to_parquet(files["fills"])
     files["funding"] = out / "funding.parquet"
     art.funding.to_parquet(files["funding"])
-    files["plot_png"] = plot_png(art, out / "report.png")
-    files["report_html"] = write_tearsheet(art, out / "report.html", metrics=metrics)
+    files["trades"] = out / "trades.parquet"
+    trips.to_parquet(files["trades"])
+    for name in ("prices", "orders"):
+        frame = getattr(art, name)
+        if frame is not None:
+            files[name] = out / f"{name}.parquet"
+            frame.to_parquet(files[name])
+    files["plot_png"] = plot_png(art, out / "report.png", metrics)
+    files["report_html"] = write_tearsheet(art, out / "report.html", metrics=metrics, trips=trips)
     return files
 
 
-def plot_png(art: RunArtifacts, path: str | Path) -> Path:
-    """Equity, drawdown and positions, stacked on one time axis (matplotlib, no display)."""
+def plot_png(art: RunArtifacts, path: str | Path, metrics: pd.Series | None = None) -> Path:
+    """Equity beside buy-and-hold, drawdown and net exposure on one time axis (matplotlib,
+    no display; lines downsampled)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,24 +74,34 @@ def plot_png(art: RunArtifacts, path: str | Path) -> Path:
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True,
                              gridspec_kw={"height_ratios": [3, 1.3, 1.7]})
     eq = art.equity
-    idx = eq.index.tz_convert(None) if eq.index.tz is not None else eq.index
-    axes[0].plot(idx, eq.to_numpy(), color="#1f77b4", lw=1.2)
+    x = time_ms(eq.index)
+
+    def line(ax, y, **kw):
+        y = np.asarray(y, dtype=float)
+        i = downsample(x, y, 3000)
+        ax.plot(pd.to_datetime(x[i], unit="ms"), y[i], **kw)
+
+    line(axes[0], eq.to_numpy(), color="#1f77b4", lw=1.2, label="strategy")
+    bench = buy_and_hold(art)
+    if len(bench):
+        line(axes[0], bench.to_numpy(), color="#9a9a9a", lw=0.9, ls=":", label="buy & hold")
+        axes[0].legend(loc="upper left", fontsize=8)
     axes[0].axhline(art.initial_cash, color="grey", lw=0.6, ls="--")
     axes[0].set_ylabel("equity (USDC)")
-    m = build_report(art)
+    m = metrics if metrics is not None else build_report(art)
     axes[0].set_title(
         f"{art.name}  return {m['total_return']:+.2%}  Sharpe {m['sharpe']:.2f}  "
         f"maxDD {m['max_drawdown']:.2%}  fees {m['fees']:,.0f}  funding {m['funding']:+,.0f}"
     )
-    dd = drawdown(eq) * 100
-    axes[1].fill_between(idx, dd.to_numpy(), 0, color="#d62728", alpha=0.4, lw=0)
+    line(axes[1], drawdown(eq).to_numpy() * 100, color="#d62728", lw=0.8)
     axes[1].set_ylabel("drawdown %")
-    for col in art.positions.columns:
-        axes[2].plot(idx, art.positions[col].to_numpy(), lw=0.9, label=str(col))
+    if len(art.positions.columns) and len(eq):
+        frac = art.positions.div(eq.where(eq > 0), axis=0).fillna(0.0)
+        line(axes[2], frac.sum(axis=1).to_numpy(), color="#1f77b4", lw=0.9, label="net")
+        line(axes[2], frac.abs().sum(axis=1).to_numpy(), color="#555555", lw=0.7, label="gross")
+        axes[2].legend(loc="upper left", fontsize=8, ncol=2)
     axes[2].axhline(0, color="grey", lw=0.5)
-    axes[2].set_ylabel("position (USDC)")
-    if len(art.positions.columns):
-        axes[2].legend(loc="upper left", fontsize=8, ncol=len(art.positions.columns))
+    axes[2].set_ylabel("exposure (x equity)")
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -74,7 +109,3 @@ def plot_png(art: RunArtifacts, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _jsonable(o: Any) -> Any:
-    return json.loads(json.dumps(o, default=str))

@@ -48,8 +48,9 @@ def test_ma_cross_run_writes_consistent_report(tmp_path, market2d):
     assert (art.fills["fee"] <= notional * 0.00045 + 1e-9).all()
     assert res.stats["reconcile"] == {}, "portfolio must agree with the venue"
     for name in ("metrics.json", "equity.parquet", "fills.parquet", "report.png", "report.html",
-                 "run.json", "plotly.min.js"):
+                 "run.json", "trades.parquet", "prices.parquet"):
         assert (tmp_path / name).stat().st_size > 0, name
+    assert not (tmp_path / "plotly.min.js").exists(), "the page carries its charting library itself"
     html = (tmp_path / "report.html").read_text()
     assert "Monthly returns" in html and "PnL decomposition" in html
     back = RunArtifacts.load(tmp_path)

@@ -23,7 +23,7 @@ from hlquant.backtest.hydra_callbacks import SweepSummary
 from tests.conftest import require_server
 
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCHERS = sorted(p.stem for p in (ROOT / "conf" / "hydra" / "launcher").glob("*.yaml"))
+LAUNCHERS = sorted(p.stem for p in (ROOT / "hlquant" / "conf" / "hydra" / "launcher").glob("*.yaml"))
 SHORT = ["data.end=2026-01-06", "data.symbols=[BTC]", "strategy.symbols=[BTC]"]
 WHERE = ["node", "output_dir", "started", "elapsed_s"]
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -39,7 +39,10 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    from hlquant.config.schema import register_schemas
+
+    register_schemas()  # the typed groups (risk, router, venue, live), as the CLI does
+    with initialize_config_dir(config_dir=str(ROOT / "hlquant" / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides, return_hydra_config=True)
 
 
@@ -51,7 +54,10 @@ def instantiate_launcher(cfg):
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    from hlquant.config.schema import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(ROOT / "hlquant" / "conf"), version_base="1.3"):
         ctx = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks())
         return Plugins.instance().instantiate_launcher(hydra_context=ctx, task_function=lambda c: None,
                                                        config=cfg)
@@ -147,7 +153,7 @@ def test_summary_is_built_from_returned_results_not_job_dirs(tmp_path, capsys):
     cb.on_multirun_start(cfg)
     _send([_result(sweep_dir, 0, 5, -1.5, "worker-a"), _result(sweep_dir, 1, 10, 2.5, "worker-b")],
           sweep_dir)
-    sweep_dir.mkdir()
+    assert sweep_dir.is_dir()   # claimed for this sweep when it started
     cb.on_multirun_end(cfg)
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == []   # no job dir here
     df = pd.read_csv(sweep_dir / "summary.csv")

@@ -75,8 +75,8 @@ def test_vwap_and_obi():
 
 
 def test_spec_errors_name_the_problem():
-    with pytest.raises(ValueError, match="unknown kind 'macd'"):
-        parse_specs([{"name": "m", "kind": "macd", "input": "candle.close"}])
+    with pytest.raises(ValueError, match="unknown kind 'macdx'"):
+        parse_specs([{"name": "m", "kind": "macdx", "input": "candle.close"}])
     with pytest.raises(ValueError, match="cannot read input 'l2'"):
         parse_specs([{"name": "e", "kind": "ema", "input": "l2", "params": {"span": 3}}])
     with pytest.raises(ValueError, match=r"missing param\(s\) \['window'\]"):

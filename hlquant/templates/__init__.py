@@ -1,0 +1,1 @@
+"""File templates of ``hlquant new`` (package data)."""
