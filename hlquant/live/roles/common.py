@@ -146,9 +146,13 @@ class Outage:
             self.up()
             return out
 
-    def run(self, step: Any) -> None:
+    def run(self, step: Any, probe: Any = None) -> None:
+        """``probe``: a cheap Redis call (``ping``) made before each step while down, so a
+        step that happens not to touch Redis is not taken for the end of the outage."""
         while not self.stop.is_set():
             try:
+                if probe is not None and self.down_since is not None:
+                    probe()
                 step()
             except self.errors as e:
                 self._down(e)

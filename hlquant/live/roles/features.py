@@ -251,7 +251,7 @@ class StreamProcessor:
                 stop.wait(0.005)
 
         try:
-            Outage(f"features {self.name}", stop).run(once)
+            Outage(f"features {self.name}", stop).run(once, probe=self.r.ping)
         finally:
             self.k.audit.close()
         return {"processor": self.name, "owned": sorted(self.owned), **self.counters}

@@ -52,9 +52,9 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
     last_pub = [-(2**62)]
 
     def sync(force: bool = False) -> None:
-        """Publish the account read model when it changed (or is due). Handlers call it
-        before their entry is acknowledged, so nobody sees a drained stream while the
-        view it produced is not out yet."""
+        """Publish the account read model when it changed (or is due). The bus calls it
+        once per batch, before the batch is acknowledged, so nobody sees a drained stream
+        while the view it produced is not out yet."""
         k.audit.sync()  # decisions reach the audit stream before their entry is acknowledged
         now = k.clock.now_ms()
         if force or changed[0] or router.queued or now - last_pub[0] >= every_ms:
@@ -66,12 +66,10 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         h.on_event(ev)
         if len(k.fills) + len(router.open) != n:
             changed[0] = True
-        sync()
 
     def on_exec(topic: str, ev: Event) -> None:
         venue.on_exec(topic, ev)
         changed[0] = True
-        sync()
 
     def on_intent(_topic: str, it: Event) -> None:
         assert isinstance(it, Intent)
@@ -82,7 +80,6 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         if router.has_work:
             router.flush()
         changed[0] = True
-        sync()
 
     seen_diff: dict[str, tuple[float, float]] = {}
 
@@ -111,7 +108,8 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
         seen_diff.update(diff)
         return diff
 
-    bus = RedisStreamBus(r, live.namespace, group="risk", consumer="risk-0", maxlen=live.stream_maxlen)
+    bus = RedisStreamBus(r, live.namespace, group="risk", consumer="risk-0", maxlen=live.stream_maxlen,
+                         before_ack=sync)
     topics = [(market_topic(kind, s), on_market) for s in k.symbols for kind in MARKET_KINDS]
     topics += [(f"Exec:{{{s}}}", on_exec) for s in k.symbols]
     topics += [(f"Intent:{{{s}}}", on_intent) for s in k.symbols]
