@@ -4,7 +4,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev,clickhouse,cluster,archive
+bash scripts/setup.sh dev,clickhouse,cluster,archive,bench
 if [ -f scripts/services.sh ]; then bash scripts/services.sh; fi
 .venv/bin/ruff check hlquant strategies tests bench
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -10,6 +10,7 @@ is reproducible when the two are identical.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,14 +44,18 @@ def run_backtest(cfg: Any, out_dir: str | Path | None = None, market: Any = None
     """Run the backtest a config describes; with ``out_dir``, write its files there."""
     c = to_dict(cfg)
     bt = build_backtest(c, market=market, out_dir=out_dir, progress=progress)
+    t0 = time.perf_counter()
     result = bt.run()
+    result.stats["run_seconds"] = time.perf_counter() - t0
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if report:
             from hlquant.report.files import write_report
 
+            t0 = time.perf_counter()
             result.files = dict(write_report(result.artifacts, out))
+            result.stats["report_seconds"] = time.perf_counter() - t0
         run_info = {
             "session": bt.session,
             "config": redact(c),

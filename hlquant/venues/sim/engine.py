@@ -125,7 +125,8 @@ class SimVenue:
         self._mark: dict[str, float] = {}
         self._mid: dict[str, float] = {}
         self._slack = -math.inf  # margin of safety at the last liquidation pass (-inf: recheck)
-        self._slack_px: dict[str, float] = {}
+        self._band: dict[str, tuple[float, float]] = {}  # per open position: marks needing no pass
+        self.margin_passes = 0  # full liquidation checks (the rest were inside the bands)
         self._book: dict[str, tuple] = {}  # sym -> (ts, bid_px, bid_sz, ask_px, ask_sz) arrays
         self._bbo: dict[str, tuple] = {}  # sym -> (ts, bid, bid_sz, ask, ask_sz)
         self._orders: dict[int, _Order] = {}
@@ -568,8 +569,11 @@ class SimVenue:
                     self._fill(od, lim, od.remaining, ts, maker=True)
                     self._finish(od)
                     self._emit(od.ack(ts))
-        if self._pos[symbol].size:
-            self._check_liquidation(ts, symbol)
+        if self._pos[symbol].size:  # the bands of _check_liquidation, checked here first
+            band = self._band.get(symbol)
+            m = self._mark.get(symbol) or c
+            if not m or band is None or not band[0] <= m <= band[1] or not self._slack > 0:
+                self._check_liquidation(ts, symbol)
 
     def on_book(self, symbol: str, ts: int, bid_px: np.ndarray, bid_sz: np.ndarray,
                 ask_px: np.ndarray, ask_sz: np.ndarray) -> None:
@@ -649,19 +653,19 @@ class SimVenue:
     def _check_liquidation(self, ts: int, symbol: str | None = None) -> None:
         """Liquidate when equity < maintenance margin. Hot path (every print while a position
         is open), so a full pass runs only when the margin of safety measured at the last pass
-        could have been used up: a mark move of d on size q changes equity by at most |q| d and
-        maintenance margin by |q| d mm/lev, so the slack shrinks by at most |q| d (1 + mm/lev)."""
+        could have been used up. A mark move of d on size q changes equity by at most |q| d and
+        maintenance margin by |q| d mm/lev, so the slack shrinks by at most |q| d (1 + mm/lev):
+        each of the k open positions gets slack/k of it, as a price band around its mark at
+        that pass, and a print inside its symbol's band needs no pass (all marks inside their
+        bands use up at most the whole slack)."""
         mmf = self.config.maintenance_margin_fraction
         if symbol is not None and self._slack > 0:
-            p = self._pos[symbol]
             m = self._mark.get(symbol) or self._last.get(symbol) or self._mid.get(symbol, math.nan)
-            prev = self._slack_px.get(symbol, m)
-            self._slack_px[symbol] = m
-            self._slack -= abs(p.size) * abs(m - prev) * (1.0 + mmf / self._lev[symbol])
-            if self._slack > 0:
+            band = self._band.get(symbol)
+            if band is not None and band[0] <= m <= band[1]:
                 return
         eq, mu = self.cash, 0.0
-        marks = self._slack_px
+        marks = {}
         for s, p in self._pos.items():
             if p.size:
                 m = self._mark.get(s) or self._last.get(s) or self._mid.get(s, math.nan)
@@ -670,6 +674,13 @@ class SimVenue:
                 mu += abs(p.size) * m / self._lev[s]
         slack = eq - mu * mmf
         self._slack = slack if slack == slack else -math.inf
+        self.margin_passes += 1
+        self._band = {}
+        if self._slack > 0 and marks:
+            share = self._slack / len(marks)
+            for s, m in marks.items():
+                w = share / (abs(self._pos[s].size) * (1.0 + mmf / self._lev[s]))
+                self._band[s] = (m - w, m + w)
         if not mu or slack >= 0:
             return
         for o in list(self._live.values()):
