@@ -14,21 +14,34 @@ continues after the reserved block, so the rows a crash took show as a gap in
 ``seq`` (``hlquant audit verify`` reports it). With a ``mirror`` (the live
 components' Redis audit streams), ``sync()`` puts the buffered rows there at
 once; the router calls it before any order leaves, so a decision is durable
-before its order exists. Secrets never reach the log: payload keys that look
-like secrets are redacted.
+before its order exists.
+Secrets never reach the log: payload keys that look like secrets are redacted,
+and so is any 32-byte hex string in a text value.
+
+Recording is cheap: an event's field values are appended to its class's
+column buffer as they are, and a segment's columns, JSON payloads included,
+are built a column at a time when it is written (Arrow). Only text can hold a
+secret, so only text columns are searched; the rows are exactly those the log
+wrote when it encoded one record at a time (tests/audit pin this).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import operator
 import os
 import re
 from collections.abc import Iterable
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hlquant.core.events import Event
@@ -86,12 +99,134 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
+_dumps = json.JSONEncoder(default=_default, separators=(",", ":")).encode
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps does with a str (ensure_ascii)
+_FLOAT_SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _encode_value(v: Any) -> str:
+    """One payload value as JSON, exactly as ``json.dumps(redact(v))`` writes it."""
+    t = type(v)
+    if t is str:
+        return _encode_str(_HEX_KEY_RE.sub("***", v)) if _HEX_KEY_RE.search(v) else _encode_str(v)
+    if t is float:
+        r = float.__repr__(v)
+        return _FLOAT_SPECIAL.get(r, r)
+    if t is int:
+        return int.__repr__(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if isinstance(v, IntEnum):
+        return _encode_str(v.name)
+    return _dumps(redact(v.tolist() if isinstance(v, np.ndarray) else v))
+
+
+def _encode_column(key: str, col: list) -> list[str]:
+    """A payload field of many records as JSON fragments, a whole column at a time.
+
+    Only text can hold a secret: a string column is searched once (joined) for a
+    32-byte hex string and redacted value by value only if one is there; numbers,
+    flags and enums are formatted without a look. A key that names a secret hides
+    the whole column. Mixed or nested values take the exact per-value path."""
+    n = len(col)
+    if _SECRET_RE.search(key):
+        return ['"***"'] * n
+    types = set(map(type, col))
+    if len(types) == 1:
+        t = next(iter(types))
+        if t is float:
+            out = list(map(float.__repr__, col))
+            if not all(map(math.isfinite, col)):
+                out = [_FLOAT_SPECIAL.get(r, r) for r in out]
+            return out
+        if t is str:
+            # a 32-byte hex key needs 64 characters: shorter texts (ids, names) need no look
+            if max(map(len, col)) >= 64 and _HEX_KEY_RE.search("\n".join(col)):
+                return list(map(_encode_value, col))
+            return list(map(_encode_str, col))
+        if t is int:
+            return list(map(int.__repr__, col))
+        if t is type(None):
+            return ["null"] * n
+        if t is bool:
+            return ["true" if v else "false" for v in col]
+    if all(t is type(None) or (isinstance(t, type) and issubclass(t, IntEnum)) for t in types):
+        table: dict[Any, str] = {None: "null"}
+        for t in types:
+            if t is not type(None):
+                table.update({m: _encode_str(m.name) for m in t})
+        return list(map(table.__getitem__, col))
+    return list(map(_encode_value, col))
+
+
+class _Columns:
+    """The buffered records of one event class: one tuple of field values per record
+    (taken at record time), turned into the audit columns in bulk at flush."""
+
+    __slots__ = ("kind", "names", "get", "rows", "payload_keys", "template")
+
+    def __init__(self, cls: type) -> None:
+        self.kind = cls.__name__
+        self.names = [f.name for f in dataclasses.fields(cls)]
+        self.get = operator.attrgetter(*self.names) if len(self.names) > 1 else (
+            lambda ev, _g=operator.attrgetter(self.names[0]): (_g(ev),))
+        self.rows: list[tuple[int, tuple]] = []  # (seq, field values): one append per record
+        self.payload_keys = [k for k in self.names if k not in _COMMON]
+        self.template = "{" + ",".join(
+            f"{_encode_str(k)}:%s" for k in self.payload_keys) + "}"
+
+    def arrays(self, session: str) -> list[pa.Array]:
+        n = len(self.rows)
+        seqs, values = zip(*self.rows, strict=True)
+        cols = dict(zip(self.names, zip(*values, strict=True), strict=True))
+        zero = (0,) * n
+        empty = ("",) * n
+
+        def text(name: str) -> list[str]:
+            c = cols.get(name)
+            return [str(v or "") for v in c] if c is not None else list(empty)
+
+        ids = [""] * n
+        for f in reversed(_ID_FIELDS):  # the first truthy id field wins
+            c = cols.get(f)
+            if c is not None:
+                ids = [str(v) if v else i for v, i in zip(c, ids, strict=True)]
+        frags = [_encode_column(k, list(cols[k])) for k in self.payload_keys]
+        payload = list(map(self.template.__mod__, zip(*frags, strict=True))) if frags else ["{}"] * n
+        return [
+            pa.array([session] * n, pa.string()),
+            pa.array(seqs, pa.int64()),
+            pa.array(list(map(int, cols.get("ts_exch", zero))), pa.int64()),
+            pa.array(list(map(int, cols.get("ts_recv", zero))), pa.int64()),
+            pa.array([self.kind] * n, pa.string()),
+            pa.array(ids, pa.string()),
+            pa.array(text("agent"), pa.string()),
+            pa.array(text("symbol"), pa.string()),
+            pa.array(payload, pa.string()),
+        ]
+
+
+def _columnar(cls: type) -> bool:
+    """Events recorded as column tuples: plain dataclasses of scalars (fields that can
+    hold a list, dict or array are encoded on arrival, as their content may change)."""
+    if not dataclasses.is_dataclass(cls) or cls.to_record is not Event.to_record:
+        return False
+    return not any(re.search(r"list|dict|tuple|ndarray|Any|Mapping|Sequence", str(f.type))
+                   for f in dataclasses.fields(cls))
+
+
 class AuditLog:
     """Append-only audit log.
 
     - path: directory for Parquet segments, or None to keep rows in memory only.
     - session: session id written on every row.
     - flush_every: rows buffered before a segment is written.
+
+    ``record`` appends an event's field values to its class's column buffer (no
+    encoding per record); ``flush`` builds the Arrow columns of every buffered
+    record at once, JSON payloads included, in sequence order.
     """
 
     def __init__(self, path: str | Path | None, session: str = "session", flush_every: int = 20_000,
@@ -103,9 +238,12 @@ class AuditLog:
         self.session = session
         self.flush_every = flush_every
         self.seq = 0
-        self._buf: list[tuple] = []
-        self._mem: list[tuple] = []
-        self._mirrored = 0  # rows at the head of _buf already given to the mirror
+        self._cols: dict[type, _Columns | None] = {}
+        self._rows: list[tuple] = []  # records encoded on arrival (dicts, extras, containers)
+        self._n = 0
+        self._mem: list[pa.Table] = []
+        self._synced: list[pa.Table] = []  # built and given to the mirror by sync(), not yet written
+        self._n_synced = 0
         self._segment = 0
         self._reserved = 0
         self.counts: dict[str, int] = {}
@@ -133,10 +271,25 @@ class AuditLog:
 
     def record(self, event: Event, **extra: Any) -> int:
         """Append one event (plus extra fields into the payload); returns its seq."""
-        rec = event.to_record()
-        if extra:
-            rec.update(extra)
-        return self.record_dict(rec)
+        cls = type(event)
+        buf = self._cols.get(cls, False)
+        if buf is False:
+            buf = self._cols[cls] = _Columns(cls) if _columnar(cls) else None
+        if buf is None or extra:
+            rec = event.to_record()
+            if extra:
+                rec.update(extra)
+            return self.record_dict(rec)
+        if self.seq >= self._reserved and self.path is not None:
+            self._reserve()
+        self.seq = seq = self.seq + 1
+        buf.rows.append((seq, buf.get(event)))
+        kind = buf.kind
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self._n += 1
+        if self._n + self._n_synced >= self.flush_every:
+            self.flush()
+        return seq
 
     def record_dict(self, rec: dict[str, Any]) -> int:
         if self.path is not None and self.seq >= self._reserved:
@@ -155,10 +308,11 @@ class AuditLog:
             str(ident),
             str(rec.get("agent", "") or ""),
             str(rec.get("symbol", "") or ""),
-            json.dumps(redact(payload), default=_default, separators=(",", ":")),
+            _dumps(redact(payload)),
         )
-        self._buf.append(row)
-        if len(self._buf) >= self.flush_every:
+        self._rows.append(row)
+        self._n += 1
+        if self._n + self._n_synced >= self.flush_every:
             self.flush()
         return self.seq
 
@@ -166,28 +320,51 @@ class AuditLog:
         for ev in events:
             self.record(ev)
 
+    def _table(self) -> pa.Table | None:
+        """Everything buffered as one Arrow table in seq order (and the buffers emptied)."""
+        if not self._n:
+            return None
+        parts = []
+        for buf in self._cols.values():
+            if buf is not None and buf.rows:
+                parts.append(pa.Table.from_arrays(buf.arrays(self.session), schema=AUDIT_SCHEMA))
+                buf.rows = []
+        if self._rows:
+            cols = list(zip(*self._rows, strict=True))
+            parts.append(pa.Table.from_arrays(
+                [pa.array(c, t.type) for c, t in zip(cols, AUDIT_SCHEMA, strict=True)], schema=AUDIT_SCHEMA))
+            self._rows = []
+        self._n = 0
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        if len(parts) > 1:
+            table = table.take(pc.sort_indices(table["seq"]))
+        return table
+
     def sync(self) -> int:
         """Give the buffered rows not yet mirrored to the mirror now (no Parquet write);
         returns how many. Without a mirror there is nothing faster than ``flush``."""
-        if self.mirror is None or self._mirrored >= len(self._buf):
+        if self.mirror is None:
             return 0
-        rows = self._buf[self._mirrored:]
-        self.mirror([dict(zip(AUDIT_SCHEMA.names, r, strict=True)) for r in rows])
-        self._mirrored = len(self._buf)
-        return len(rows)
+        table = self._table()
+        if table is None:
+            return 0
+        self.mirror(table.to_pylist())
+        self._synced.append(table)
+        self._n_synced += table.num_rows
+        return table.num_rows
 
     def flush(self) -> None:
         """Write the buffer as a new segment (atomic rename) or keep it in memory."""
-        if not self._buf:
-            return
         self.sync()
-        rows, self._buf = self._buf, []
-        self._mirrored = 0
-        if self.path is None:
-            self._mem.extend(rows)
+        table = self._table()  # without a mirror, sync() left the buffers as they were
+        parts = self._synced + ([table] if table is not None else [])
+        self._synced, self._n_synced = [], 0
+        if not parts:
             return
-        cols = list(zip(*rows, strict=True))
-        table = pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(cols, AUDIT_SCHEMA, strict=True)], schema=AUDIT_SCHEMA)
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        if self.path is None:
+            self._mem.append(table)
+            return
         self._segment += 1
         final = self.path / f"part-{self._segment:06d}.parquet"
         tmp = final.with_suffix(".tmp")
@@ -205,7 +382,9 @@ class AuditLog:
         """All rows written so far (flushes first)."""
         self.flush()
         if self.path is None:
-            return pd.DataFrame(self._mem, columns=AUDIT_SCHEMA.names)
+            if not self._mem:
+                return pd.DataFrame(columns=AUDIT_SCHEMA.names)
+            return pa.concat_tables(self._mem).to_pandas()
         return read_audit(self.path)
 
     def __enter__(self) -> AuditLog:

@@ -67,12 +67,16 @@ def run_backtest(cfg: Any, out_dir: str | Path | None = None, market: Any = None
 def _run(c: dict, out: Path | None, market: Any, progress: bool | None, report: bool,
          started: float = 0.0) -> BacktestResult:
     bt = build_backtest(c, market=market, out_dir=out, progress=progress)
+    t0 = time.perf_counter()
     result = bt.run()
+    result.stats["run_seconds"] = time.perf_counter() - t0
     if out is not None:
         if report:
             from hlquant.report.files import write_report
 
+            t0 = time.perf_counter()
             result.files = dict(write_report(result.artifacts, out))
+            result.stats["report_seconds"] = time.perf_counter() - t0
         write_run_json(out, {
             "status": RunStatus.OK,
             "started": started,

@@ -59,12 +59,15 @@ class KernelSpec:
     faults: Sequence[tuple[int, str]] = ()
     name: str = "backtest"
     params: Mapping[str, Any] = field(default_factory=dict)
+    equity_every_ms: int = 0  # equity curve resolution in event time (0: every bar close)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.on_error is None:
             self.on_error = ON_ERROR_BY_MODE[self.mode]
+        if not isinstance(self.equity_every_ms, int) or self.equity_every_ms < 0:
+            raise ConfigError(f"equity_every_ms must be an integer >= 0, got {self.equity_every_ms!r}")
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise ConfigError(f"agent names must be unique, got {names}")
@@ -119,4 +122,5 @@ class KernelSpec:
             faults=tuple(faults),
             name=str(strategy.get("name", "backtest")),
             params={k: v for k, v in strategy.items() if k not in ("agents", "name")},
+            equity_every_ms=c.get("equity_every_ms") or 0,
         )

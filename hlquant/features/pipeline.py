@@ -19,16 +19,17 @@ the same numbers (tests/features/test_parity.py), including:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from hlquant.core.errors import HlquantError, StaleFeatureError
 from hlquant.core.events import Event, MarketKind
 from hlquant.core.market import dispatch_market
 from hlquant.features.kernels import TWO_SYMBOL_KINDS, Feature, FeatureSpec, parse_specs
-from hlquant.features.store import FeatureStore
+from hlquant.features.store import FeatureStore, InMemoryFeatureStore, StalenessRules
 
 _STREAM_KIND = {
     "candle": MarketKind.CANDLE, "trade": MarketKind.TRADE, "l2": MarketKind.L2,
@@ -433,48 +434,62 @@ class FeatureProcessor:
         return n
 
 
+_NONE: dict = {}
+
+
 class ColumnarFeatures:
-    """The backtest's feature source: every feature precomputed over its whole
-    stream (``compute_columnar``), and a symbol's latest values written to the
-    store, with their source timestamps, just before its agents decide, so
-    staleness rules apply exactly as live.
+    """The backtest's feature store: every feature precomputed over its whole stream
+    (``compute_columnar``) and read from its column on demand, at the row the loop
+    last delivered for that symbol, with that row's timestamp checked against the
+    staleness rule on every read, exactly as the live store checks what the
+    stream processors wrote. Nothing is copied per decision.
 
-    The loop that walks the columns records, per stream kind and symbol, the
-    last row it delivered (``cursor(kind)[s] = row``); ``bars`` serves the
-    candles up to that row (``Context.bars``, no look-ahead)."""
+    The loop that walks the columns records, per stream kind and symbol, the last
+    row it delivered (``cursor(kind)[s] = row``); ``bars`` serves the candles up to
+    that row (``Context.bars``); ``bind`` attaches the columns
+    (the kernel is built before they are computed). Values written with ``put``
+    (nothing in a backtest does) are kept and read like the in-memory store's.
+    Implements :class:`~hlquant.features.store.FeatureStore`.
+    """
 
-    def __init__(self, cols: Mapping[str, FeatureColumn], arrays: Mapping[MarketKind, np.ndarray],
-                 symbols: Sequence[str], store: FeatureStore) -> None:
-        self.store = store
+    def __init__(self, symbols: Sequence[str], rules: StalenessRules | Mapping[str, int] | None = None) -> None:
+        self.rules = rules if isinstance(rules, StalenessRules) else StalenessRules(rules)
         self.symbols = list(symbols)
+        self._extra = InMemoryFeatureStore(self.rules)
+        self.stale_reads = self._extra.stale_reads
+        # symbol -> feature name -> (values, source timestamps, row cursor, symbol index, max age)
+        self._src: dict[str, dict[str, tuple[list, list, list[int], int, int]]] = {s: {} for s in self.symbols}
+        self._cursor: dict[int, list[int]] = {}
         self._index = {s: i for i, s in enumerate(self.symbols)}
-        by_kind: dict[int, list[tuple[str, list]]] = {}
-        for fname, col in cols.items():
-            by_kind.setdefault(int(col.kind), []).append((fname, col.values.tolist()))
-        self._by_kind = by_kind
-        self._ts = {int(k): a["ts_exch"].tolist() for k, a in arrays.items() if len(a) and int(k) in by_kind}
-        self._cursor = {k: [-1] * len(self.symbols) for k in by_kind}
-        self._candles = arrays.get(MarketKind.CANDLE)
+        self._candles: np.ndarray | None = None  # bars(): candle rows by symbol, built on first use
         self._rows: list[np.ndarray] | None = None
         self._pos: np.ndarray | None = None
-        if int(MarketKind.CANDLE) in by_kind and hasattr(store, "bar_source"):
-            store.bar_source = self
+
+    def bind(self, cols: Mapping[str, FeatureColumn], arrays: Mapping[MarketKind, np.ndarray]) -> None:
+        """Read ``cols`` (aligned with the rows of ``arrays``) from now on."""
+        self._candles = arrays.get(MarketKind.CANDLE)
+        ts: dict[int, list] = {}
+        for fname, col in cols.items():
+            k = int(col.kind)
+            a = arrays.get(col.kind)
+            if k not in ts:
+                ts[k] = a["ts_exch"].tolist() if a is not None and len(a) else []
+                self._cursor[k] = [-1] * len(self.symbols)
+            vals = col.values.tolist()
+            limit = self.rules.max_age(fname)
+            for s, sym in enumerate(self.symbols):
+                self._src[sym][fname] = (vals, ts[k], self._cursor[k], s, limit)
 
     def cursor(self, kind: MarketKind) -> list[int] | None:
         """The row pointers of one stream kind (None when no feature reads it)."""
         return self._cursor.get(int(kind))
 
-    def before_decide(self, symbol: str) -> None:
-        s = self._index[symbol]
-        put = self.store.put_many
-        for k, flist in self._by_kind.items():
-            r = self._cursor[k][s]
-            if r >= 0:
-                put(symbol, [(fn, vals[r]) for fn, vals in flist], self._ts[k][r])
-
     def bars(self, symbol: str, n: int) -> Bars:
-        """The last ``n`` candles of ``symbol`` delivered so far (fewer before there are n)."""
+        """The last ``n`` candles of ``symbol`` delivered so far (fewer before there are n):
+        ``Context.bars``, no look-ahead (the candle cursor is the loop's)."""
         a = self._candles
+        if a is None or int(MarketKind.CANDLE) not in self._cursor:
+            raise HlquantError("no bar history in this run: declare it with `history = N` on the agent")
         if self._rows is None:
             order = np.argsort(a["sym"], kind="stable")
             bounds = np.searchsorted(a["sym"][order], np.arange(len(self.symbols) + 1))
@@ -487,3 +502,37 @@ class ColumnarFeatures:
         p = int(self._pos[r]) + 1 if r >= 0 else 0
         sel = self._rows[s][max(0, p - n): p] if n > 0 else self._rows[s][:0]
         return Bars(a["ts_exch"][sel], *(a[f][sel] for f in BAR_FIELDS))
+
+    @property
+    def writes(self) -> int:
+        """Values written with ``put`` (the columns are read where they are)."""
+        return self._extra.writes
+
+    def get(self, symbol: str, name: str, now: int) -> float:
+        src = self._src.get(symbol, _NONE).get(name)
+        if src is None:
+            return self._extra.get(symbol, name, now)
+        vals, ts, cur, s, limit = src
+        r = cur[s]
+        if r < 0:
+            self.stale_reads[name] += 1
+            raise StaleFeatureError(symbol, name, None, limit)
+        age = now - ts[r]
+        if age > limit:
+            self.stale_reads[name] += 1
+            raise StaleFeatureError(symbol, name, age, limit)
+        return vals[r]
+
+    def get_with_ts(self, symbol: str, name: str) -> tuple[float, int] | None:
+        src = self._src.get(symbol, _NONE).get(name)
+        if src is None:
+            return self._extra.get_with_ts(symbol, name)
+        vals, ts, cur, s, _ = src
+        r = cur[s]
+        return (vals[r], ts[r]) if r >= 0 else None
+
+    def put(self, symbol: str, name: str, value: float, ts: int) -> None:
+        self._extra.put(symbol, name, value, ts)
+
+    def put_many(self, symbol: str, items: Iterable[tuple[str, float]], ts: int) -> None:
+        self._extra.put_many(symbol, items, ts)

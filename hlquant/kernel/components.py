@@ -171,6 +171,7 @@ def build_kernel(
     agent_names: list[str] | None = None,
     audit_flush_every: int | None = None,
     component: str | None = None,
+    store: Any = None,
 ) -> Kernel:
     """Build the components ``role`` needs for ``spec`` (see the module table).
 
@@ -178,6 +179,7 @@ def build_kernel(
     data's. ``venue`` overrides the mode's venue (tests, drills). ``redis``: the shared
     client of the multi-process roles. ``agent_names``: the agents an AGENT process runs.
     ``component``: the name its audit log and audit stream carry (one per replica).
+    ``store`` overrides the single process's feature store (the backtest's columnar one).
     """
     session = session or uuid.uuid4().hex[:12]
     clock = clock or _clock(spec, role)
@@ -190,7 +192,7 @@ def build_kernel(
         audit.flush_every = audit_flush_every
     k = Kernel(spec, role, clock, audit, symbols, dict(assets), session=session, redis=redis)
     if role is Role.ALL:
-        _build_single(k, venue)
+        _build_single(k, venue, store)
     elif role is Role.AGENT:
         _build_agent_process(k, agent_names or [])
     elif role is Role.RISK:
@@ -225,7 +227,7 @@ def _trading_core(k: Kernel, venue: Any, idempotency: Any, blackboard: Any, hear
         k.risk.register_agent(a.name)
 
 
-def _build_single(k: Kernel, venue: Any) -> None:
+def _build_single(k: Kernel, venue: Any, store: Any = None) -> None:
     spec = k.spec
     if venue is None:
         if spec.mode == "live":
@@ -234,7 +236,7 @@ def _build_single(k: Kernel, venue: Any) -> None:
             from hlquant.venues.sim import SimVenue
 
             venue = SimVenue(k.assets, spec.venue, k.clock)
-    k.store = InMemoryFeatureStore(StalenessRules(spec.staleness))
+    k.store = store if store is not None else InMemoryFeatureStore(StalenessRules(spec.staleness))
     _trading_core(k, venue, InMemoryIdempotencyStore(), InMemoryBlackboard(), InMemoryHeartbeats(),
                   spec.router)
     k.agents = list(spec.agents)

@@ -14,14 +14,17 @@ live code calls ``on_event`` with event objects (through
 does not have (an agent process has no venue or risk engine; the risk
 process has no agents) are simply absent: the path is the same.
 
-Equity is sampled once per bar (a candle closed at that time, in both modes)
-and the drawdown kill switch is checked every time event time advances after
-any price moved.
+Equity is sampled at bar closes (a candle closed at that time, in both modes),
+every bar or at most once per ``equity_every_ms`` of event time, and the
+drawdown kill switch is checked every time event time advances after any
+price moved. Time-driven checks (faults, heartbeats, heartbeat checks) run
+only when the earliest of them is due.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,45 +40,55 @@ TRIGGER_KINDS = ("candle", "trade", "l2", "funding")
 
 
 class EquityCurve:
-    """Equity and per-symbol position notional sampled at bar closes (grown in place)."""
+    """Equity and per-symbol position notional sampled at bar closes, at most one
+    sample per ``every_ms`` of event time (0: every bar close). A sample is taken at
+    the first bar close on or after each multiple of ``every_ms``; the last instant
+    of a run is always sampled. Grown in place (typed arrays, no per-sample objects)."""
 
-    def __init__(self, symbols: Sequence[str], capacity: int = 1024) -> None:
+    def __init__(self, symbols: Sequence[str], every_ms: int = 0) -> None:
         self.symbols = list(symbols)
-        self.n = 0
-        self.t = np.empty(capacity, dtype=np.int64)
-        self.equity = np.empty(capacity)
-        self.notional = np.zeros((capacity, len(self.symbols)))
+        self.every_ms = max(0, int(every_ms))
+        self.next_due = -(2**62)
+        self.t = array("q")
+        self.equity = array("d")
+        self.notional = [array("d") for _ in self.symbols]
+
+    @property
+    def n(self) -> int:
+        return len(self.t)
 
     def add(self, t: int, equity: float, portfolio: Any) -> None:
-        n = self.n
-        if n == len(self.t):
-            self.t = np.resize(self.t, 2 * n)
-            self.equity = np.resize(self.equity, 2 * n)
-            self.notional = np.resize(self.notional, (2 * n, len(self.symbols)))
-        self.t[n] = t
-        self.equity[n] = equity
-        row = self.notional[n]
-        for j, s in enumerate(self.symbols):
-            row[j] = portfolio.notional(s)
-        self.n = n + 1
+        self.t.append(t)
+        self.equity.append(equity)
+        pos, marks = portfolio.positions, portfolio.marks
+        for s, col in zip(self.symbols, self.notional, strict=True):  # Portfolio.notional(s)
+            p = pos.get(s)
+            col.append(p.size * marks.get(s, p.entry_px) if p is not None and p.size else 0.0)
+        if self.every_ms:
+            self.next_due = (t // self.every_ms + 1) * self.every_ms
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.t[: self.n], self.equity[: self.n], self.notional[: self.n]
+        n = len(self.t)
+        pos = np.empty((n, len(self.symbols)))
+        for j, col in enumerate(self.notional):
+            pos[:, j] = np.frombuffer(col, dtype=np.float64) if n else 0.0
+        return (np.frombuffer(self.t, dtype=np.int64).copy() if n else np.empty(0, np.int64),
+                np.frombuffer(self.equity, dtype=np.float64).copy() if n else np.empty(0), pos)
 
 
 class MarketHandler:
     """Applies market events to a :class:`~hlquant.kernel.components.Kernel` (see module doc).
 
     - ``features``: a market sink that updates features on every event (live:
-      ``FeatureProcessor``), or None when features come from elsewhere.
-    - ``before_decide(symbol)``: called before a symbol's agents decide (backtest:
-      ``ColumnarFeatures.before_decide`` writes that symbol's precomputed values).
+      ``FeatureProcessor``), or None when features come from elsewhere (the
+      backtest's store reads its precomputed columns on demand).
     - ``faults``: ``[(ts_ms, agent)]`` agents to kill at those times (drills).
+    - ``equity_every_ms``: equity sampling resolution (default: the spec's; 0: every bar).
     """
 
     def __init__(self, k: Kernel, *, features: Any = None,
-                 before_decide: Callable[[str], None] | None = None,
-                 faults: Sequence[tuple[int, str]] = (), heartbeat_check_ms: int | None = None) -> None:
+                 faults: Sequence[tuple[int, str]] = (), heartbeat_check_ms: int | None = None,
+                 equity_every_ms: int | None = None) -> None:
         self.k = k
         self.clock = k.clock
         self.venue_feed = k.venue if k.venue is not None and hasattr(k.venue, "on_candle") else None
@@ -85,22 +98,24 @@ class MarketHandler:
         self.router = k.router
         self.runner = k.runner
         self.features = features
-        self.before_decide = before_decide
         trig = self.runner.triggers() if self.runner is not None else set()
         self._trig = {kind: frozenset(s for kd, s in trig if kd == kind) for kind in TRIGGER_KINDS}
         self._trig_candle = self._trig["candle"]
         self._trig_trade = self._trig["trade"]
         self._trig_l2 = self._trig["l2"]
         self._trig_funding = self._trig["funding"]
-        self.curve = EquityCurve(k.symbols)
+        every = getattr(k.spec, "equity_every_ms", 0) if equity_every_ms is None else equity_every_ms
+        self.curve = EquityCurve(k.symbols, every)
         self.t = -(2**62)  # event time of the events being applied
         self._bar = False  # a candle closed at time t: sample equity when time moves on
         self._priced = False  # a price moved at time t: check drawdown when time moves on
+        self._bars = self.portfolio is not None  # a candle is a bar close (equity is sampled)
         agents = self.runner.agents if self.runner is not None else ()
         self.hb_check_ms = int(heartbeat_check_ms or min((a.config.heartbeat_ms for a in agents), default=1000))
         self._next_hb_check = 0
         self._faults = sorted((int(t), str(a)) for t, a in faults)
         self._fault_i = 0
+        self._next_due = -(2**62)  # earliest event time at which a fault, beat or check is due
         self.events = 0
         self.started = False
 
@@ -114,30 +129,48 @@ class MarketHandler:
         if self.runner is not None:
             self.runner.start(t)
         self._next_hb_check = t + self.hb_check_ms
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """When the next time-driven check is due (faults, heartbeats, heartbeat checks)."""
+        due = self._faults[self._fault_i][0] if self._fault_i < len(self._faults) else 2**62
+        if self.runner is not None:
+            due = min(due, self.runner.next_beat_due)
+        if self.risk is not None:
+            due = min(due, self._next_hb_check)
+        self._next_due = due
+
+    def _close_instant(self) -> None:
+        """The instant ``self.t`` is over: sample equity at a bar close, check drawdown."""
+        pf = self.portfolio
+        if self._bar:
+            eq = pf.equity()
+            curve = self.curve
+            if self.t >= curve.next_due:
+                curve.add(self.t, eq, pf)
+            self.risk.on_equity(eq)
+        elif self._priced and self.risk is not None:
+            self.risk.on_equity(pf.equity())
+        self._bar = self._priced = False
 
     def advance(self, t: int) -> None:
         """Event time moved to ``t``: close the previous instant, then housekeeping at ``t``."""
         if not self.started:
             self.start(t)
-        if self._bar:
-            eq = self.portfolio.equity()
-            self.curve.add(self.t, eq, self.portfolio)
-            self.risk.on_equity(eq)
-            self._bar = self._priced = False
-        elif self._priced:
-            if self.risk is not None:
-                self.risk.on_equity(self.portfolio.equity())
-            self._priced = False
+        if self._bar or self._priced:
+            self._close_instant()
         self.t = t
-        while self._fault_i < len(self._faults) and self._faults[self._fault_i][0] <= t:
-            self.runner.kill(self._faults[self._fault_i][1])
-            self._fault_i += 1
-        runner = self.runner
-        if runner is not None and t >= runner.next_beat_due:
-            runner.heartbeat(t)
-        if self.risk is not None and t >= self._next_hb_check:
-            self.risk.check_heartbeats(t)
-            self._next_hb_check = t + self.hb_check_ms
+        if t >= self._next_due:
+            while self._fault_i < len(self._faults) and self._faults[self._fault_i][0] <= t:
+                self.runner.kill(self._faults[self._fault_i][1])
+                self._fault_i += 1
+            runner = self.runner
+            if runner is not None and t >= runner.next_beat_due:
+                runner.heartbeat(t)
+            if self.risk is not None and t >= self._next_hb_check:
+                self.risk.check_heartbeats(t)
+                self._next_hb_check = t + self.hb_check_ms
+            self._schedule()
         if self.venue_feed is not None:
             self.venue_feed.advance(t)
         router = self.router
@@ -156,12 +189,10 @@ class MarketHandler:
             self.router.flush()
 
     def finish(self, flush: bool = True) -> None:
-        """Close the last instant (its equity sample); send what is queued unless told not to."""
+        """Close the last instant (always sampled); send what is queued unless told not to."""
         if self._bar:
-            eq = self.portfolio.equity()
-            self.curve.add(self.t, eq, self.portfolio)
-            self.risk.on_equity(eq)
-            self._bar = self._priced = False
+            self.curve.next_due = -(2**62)
+            self._close_instant()
         if flush and self.router is not None and self.router.has_work:
             self.router.flush()
 
@@ -194,8 +225,6 @@ class MarketHandler:
         self._priced = True
 
     def _fire(self, kind: str, sym: str) -> None:
-        if self.before_decide is not None:
-            self.before_decide(sym)
         self.runner.on_trigger(kind, sym, self.t)
 
     def _done(self) -> None:
@@ -204,17 +233,22 @@ class MarketHandler:
             router.flush()
 
     def on_candle(self, sym: str, ts: int, o: float, h: float, l: float, c: float, v: float) -> None:  # noqa: E741
+        # the hottest path of a backtest: _price and _done written out
         self.events += 1
         if self.venue_feed is not None:
             self.venue_feed.on_candle(sym, ts, o, h, l, c, v)
-        self._price(sym, c, ts)
-        if self.portfolio is not None:
-            self._bar = True
+        self.marks[sym] = c
+        if self.risk is not None:
+            self.risk.on_price(sym, c, ts)
+        self._priced = True
+        self._bar = self._bars
         if self.features is not None:
             self.features.on_candle(sym, ts, o, h, l, c, v)
         if sym in self._trig_candle:
-            self._fire("candle", sym)
-        self._done()
+            self.runner.on_trigger("candle", sym, self.t)
+        router = self.router
+        if router is not None and router.has_work:
+            router.flush()
 
     def on_trade(self, sym: str, ts: int, side: int, px: float, sz: float) -> None:
         self.events += 1

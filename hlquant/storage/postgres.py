@@ -19,10 +19,15 @@ Two physical layouts, chosen by detecting whether the extension is usable
   touched by an ingest are recomputed (upsert of a GROUP BY over that range).
 
 Bulk ingestion builds the binary COPY stream with numpy (no per-row Python),
-COPYs into a temporary staging table, then ``INSERT ... ON CONFLICT DO
-NOTHING`` into the real table: idempotent, and the count inserted is exact.
-Loading back uses ``COPY ... TO STDOUT (FORMAT BINARY)`` parsed with
-``np.frombuffer`` into the columnar arrays the backtest runs on.
+in chunks that are sent while the next is built, rows in key order. Rows
+whose keys cannot exist yet (nothing stored for their symbols in their time
+range) are COPYed straight into the table, a large batch month by month over
+two connections at once; otherwise (or when the COPY meets a key after all)
+they go into a temporary staging table and ``INSERT ... ON CONFLICT DO
+NOTHING`` into the real one: idempotent, and the count inserted is exact.
+Loading back fetches each partition (chunk) as one packed binary string
+(``string_agg`` of the columns' binary send forms, two connections at once)
+read with ``np.frombuffer`` into the columnar arrays the backtest runs on.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import re
 import struct
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,6 +290,28 @@ def binary_copy_payload(a: np.ndarray, sym_map: np.ndarray) -> bytes:
     return _BIN_HEADER + out.tobytes() + b"\xff\xff"
 
 
+def _write_binary(cp: Any, a: np.ndarray, parts: list[np.ndarray], sym_map: np.ndarray) -> None:
+    """One binary COPY stream of rows ``parts`` of ``a``, built and sent a chunk at a
+    time (the server parses one chunk while the next is built)."""
+    cp.write(_BIN_HEADER)
+    for idx in parts:
+        for i in range(0, len(idx), _COPY_CHUNK):
+            payload = binary_copy_payload(a[idx[i:i + _COPY_CHUNK]], sym_map)
+            cp.write(memoryview(payload)[len(_BIN_HEADER):-2])
+    cp.write(b"\xff\xff")
+
+
+def _is_sorted(a: np.ndarray, keys: tuple[str, ...]) -> bool:
+    """Whether ``a`` is in ascending order of ``keys`` (the first is the primary), in O(n)."""
+    if len(a) < 2:
+        return True
+    ok = np.diff(a[keys[-1]]) >= 0
+    for k in reversed(keys[:-1]):
+        d = np.diff(a[k])
+        ok = (d > 0) | ((d == 0) & ok)
+    return bool(ok.all())
+
+
 def parse_binary_copy(buf: bytes, kind: MarketKind) -> np.ndarray:
     """``COPY ... TO STDOUT (FORMAT BINARY)`` of a fixed-width table -> structured array."""
     dt = MARKET_DTYPES[kind]
@@ -299,6 +327,33 @@ def parse_binary_copy(buf: bytes, kind: MarketKind) -> np.ndarray:
     for n in dt.names:
         out[n] = raw[n]
     return out
+
+
+_SEND = {"bigint": "int8send", "smallint": "int2send", "integer": "int4send",
+         "double precision": "float8send"}
+_COPY_CHUNK = 50_000  # rows per COPY message built and sent at a time
+_PARALLEL_MIN = 100_000  # rows from which a new batch is COPYed over two connections
+
+
+def packed_dtype(kind: MarketKind) -> np.dtype:
+    """A row of ``kind`` as the server sends its columns' binary forms back to back."""
+    dt = MARKET_DTYPES[kind]
+    return np.dtype([(n, ">" + ("i2" if dt.fields[n][0].base.str[1:] == "i1" else dt.fields[n][0].base.str[1:]))
+                     for n in dt.names])
+
+
+def packed_select(schema: str, kind: MarketKind, where: str) -> str:
+    """One row, one bytea: every selected row of ``kind`` as ``packed_dtype`` records."""
+    rec = " || ".join(f"{_SEND[typ]}({n})" for n, typ in COLUMNS[kind])
+    return f"SELECT string_agg({rec}, ''::bytea) FROM {schema}.{table_of(kind)} WHERE {where}"
+
+
+def month_slices(ts: np.ndarray) -> list[np.ndarray]:
+    """Row indices of ``ts`` (ms) per UTC calendar month, in month order."""
+    month = ts.astype("datetime64[ms]").astype("datetime64[M]")
+    order = np.argsort(month, kind="stable")
+    cuts = np.flatnonzero(np.diff(month[order].astype(np.int64))) + 1
+    return np.split(order, cuts)
 
 
 # ----------------------------------------------------------------------------- store
@@ -420,26 +475,69 @@ class PostgresStore:
         return reports
 
     def copy_rows(self, kind: MarketKind, a: np.ndarray, sym_map: np.ndarray) -> int:
-        """COPY into a staging table, then insert what is new. Returns rows inserted."""
-        s, t = self.schema, table_of(kind)
-        cols = [c for c, _ in COLUMNS[kind]]
+        """Insert what is new of ``a``; returns rows inserted (see the module docstring)."""
+        if not len(a):
+            return 0
+        t = table_of(kind)
+        t0, t1 = int(a["ts_exch"].min()), int(a["ts_exch"].max())
         with self.pool.connection() as c:
-            self._ensure_partitions(c, t, int(a["ts_exch"].min()), int(a["ts_exch"].max()))
-            stage = f"stage_{t}"
-            c.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {s}.{t}) ON COMMIT DROP")
-            with c.cursor() as cur:
-                if _fixed_width(kind):
-                    with cur.copy(f"COPY {stage} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as cp:
-                        cp.write(binary_copy_payload(a, sym_map))
+            self._ensure_partitions(c, t, t0, t1)
+            if not _fixed_width(kind):
+                return self._copy_staged(c, kind, a, sym_map)
+            syms = np.unique(sym_map[np.unique(a["sym"])]).tolist()
+            taken = c.execute(f"SELECT 1 FROM {self.schema}.{t} WHERE sym = ANY(%s) AND ts_exch BETWEEN %s AND %s "
+                              "LIMIT 1", (syms, t0, t1)).fetchone()
+            if taken is not None:
+                return self._copy_staged(c, kind, a, sym_map)
+        # no key of `a` is stored: COPY straight in, in key order (sym, ts: the index's)
+        a = a[np.lexsort([a[k] for k in reversed(KEYS.get(kind, ("sym", "ts_exch")))])]
+        parts = month_slices(a["ts_exch"]) if len(a) >= _PARALLEL_MIN else [np.arange(len(a))]
+        groups = [parts[i::2] for i in range(min(2, len(parts), max(1, self.pool.max_size - 1)))]
+        inserted = 0
+        failed: list[np.ndarray] = []
+        with ThreadPoolExecutor(len(groups)) as ex:
+            for group, ok in zip(groups, ex.map(lambda g: self._copy_direct(kind, a, g, sym_map), groups),
+                                 strict=True):
+                if ok:
+                    inserted += sum(len(p) for p in group)
                 else:
-                    with cur.copy(f"COPY {stage} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as cp:
-                        cp.set_types([typ for _, typ in COLUMNS[kind]])
-                        for row in a:
-                            cp.write_row([int(sym_map[row["sym"]]) if n == "sym" else
-                                          (row[n].tolist() if np.ndim(row[n]) else row[n].item()) for n in cols])
-                cur.execute(f"INSERT INTO {s}.{t} SELECT * FROM {stage} ON CONFLICT DO NOTHING")
-                inserted = cur.rowcount
-        return int(inserted)
+                    failed += group
+        if failed:  # a key appeared meanwhile (a concurrent writer, or twice in `a`)
+            with self.pool.connection() as c:
+                inserted += self._copy_staged(c, kind, a[np.concatenate(failed)], sym_map)
+        return inserted
+
+    def _copy_direct(self, kind: MarketKind, a: np.ndarray, parts: list[np.ndarray], sym_map: np.ndarray) -> bool:
+        """COPY rows ``parts`` of ``a`` into the table in one transaction; False (rolled
+        back) if a key already exists."""
+        from psycopg.errors import UniqueViolation
+
+        cols = ", ".join(c for c, _ in COLUMNS[kind])
+        try:
+            with self.pool.connection() as c, c.cursor() as cur, \
+                    cur.copy(f"COPY {self.schema}.{table_of(kind)} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+                _write_binary(cp, a, parts, sym_map)
+            return True
+        except UniqueViolation:
+            return False
+
+    def _copy_staged(self, c: Any, kind: MarketKind, a: np.ndarray, sym_map: np.ndarray) -> int:
+        """COPY into a staging table, then insert what is new (ON CONFLICT DO NOTHING)."""
+        s, t = self.schema, table_of(kind)
+        cols = [n for n, _ in COLUMNS[kind]]
+        stage = f"stage_{t}"
+        c.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {s}.{t}) ON COMMIT DROP")
+        with c.cursor() as cur:
+            with cur.copy(f"COPY {stage} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as cp:
+                if _fixed_width(kind):
+                    _write_binary(cp, a, [np.arange(len(a))], sym_map)
+                else:
+                    cp.set_types([typ for _, typ in COLUMNS[kind]])
+                    for row in a:
+                        cp.write_row([int(sym_map[row["sym"]]) if n == "sym" else
+                                      (row[n].tolist() if np.ndim(row[n]) else row[n].item()) for n in cols])
+            cur.execute(f"INSERT INTO {s}.{t} SELECT * FROM {stage} ON CONFLICT DO NOTHING")
+            return int(cur.rowcount)
 
     def refresh_rollups(self, t0: int, t1: int) -> None:
         """Rollups for candles in [t0, t1]: continuous aggregates refresh themselves
@@ -533,28 +631,80 @@ class PostgresStore:
             lut[gid] = li
         where = self._where(ids, symbols, to_ms(start), to_ms(end))
         arrays: dict[str, np.ndarray] = {}
-        with self.pool.connection() as c, c.cursor() as cur:
-            for kind, cols in COLUMNS.items():
-                t = table_of(kind)
-                order = ", ".join(KEYS.get(kind, ("sym", "ts_exch"))[1:] + ("sym",))
+        for kind, cols in COLUMNS.items():
+            t = table_of(kind)
+            order = KEYS.get(kind, ("sym", "ts_exch"))[1:] + ("sym",)
+            if _fixed_width(kind):
+                a = self._load_packed(kind, where)
+                if not _is_sorted(a, order):  # keys are unique: this is ORDER BY ts_exch, sym
+                    a = a[np.lexsort([a[k] for k in reversed(order)])]
+            else:
                 names = ", ".join(n for n, _ in cols)
-                sql = f"SELECT {names} FROM {self.schema}.{t} WHERE {where} ORDER BY {order}"
-                if _fixed_width(kind):
-                    buf = bytearray()
-                    with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as cp:
-                        for chunk in cp:
-                            buf += chunk
-                    a = parse_binary_copy(bytes(buf), kind) if len(buf) > 21 else np.empty(0, MARKET_DTYPES[kind])
-                else:
-                    rows = cur.execute(sql).fetchall()
-                    a = np.empty(len(rows), dtype=MARKET_DTYPES[kind])
-                    for i, r in enumerate(rows):
-                        a[i] = tuple(np.asarray(v, dtype=np.float64) if isinstance(v, list) else v for v in r)
-                if len(a):
-                    a["sym"] = lut[a["sym"]]
-                arrays[t] = a
+                with self.pool.connection() as c:
+                    rows = c.execute(f"SELECT {names} FROM {self.schema}.{t} WHERE {where} "
+                                     f"ORDER BY {', '.join(order)}").fetchall()
+                a = np.empty(len(rows), dtype=MARKET_DTYPES[kind])
+                for i, r in enumerate(rows):
+                    a[i] = tuple(np.asarray(v, dtype=np.float64) if isinstance(v, list) else v for v in r)
+            if len(a):
+                a["sym"] = lut[a["sym"]]
+            arrays[t] = a
         return MarketData(**arrays, symbols=symbols, interval_ms=interval,
                           meta={"source": f"postgres:{self.schema}"})
+
+    def _time_slices(self, table: str) -> list[tuple[int, int]]:
+        """[start, end) of each partition (TimescaleDB: chunk) of ``table``, in time order
+        (one slice for everything if a partition has no bounds, e.g. a DEFAULT one)."""
+        with self.pool.connection() as c:
+            if self.timescale:
+                rows = c.execute("SELECT range_start_integer, range_end_integer FROM "
+                                 "timescaledb_information.chunks WHERE hypertable_schema = %s AND "
+                                 "hypertable_name = %s", (self.schema, table)).fetchall()
+            else:
+                exprs = c.execute("SELECT pg_get_expr(p.relpartbound, p.oid) FROM pg_inherits i "
+                                  "JOIN pg_class p ON p.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+                                  (f"{self.schema}.{table}",)).fetchall()
+                rows = [re.findall(r"-?\d+", e)[:2] for (e,) in exprs]
+        if any(len(r) != 2 or None in r for r in rows):
+            return [(-(2**63), 2**63 - 1)]
+        return sorted((int(a), int(b)) for a, b in rows)
+
+    def _load_packed(self, kind: MarketKind, where: str) -> np.ndarray:
+        """The rows of ``kind`` matching ``where``, one partition per query (two at a time),
+        each sent as one packed binary string: no per-row work in the protocol on either
+        side. A partition too large for one string (1 GB) is read row by row instead."""
+        from psycopg import errors
+
+        dt = MARKET_DTYPES[kind]
+
+        def fetch(bounds: tuple[int, int]) -> np.ndarray:
+            cond = f"{where} AND ts_exch >= {bounds[0]} AND ts_exch < {bounds[1]}"
+            try:
+                with self.pool.connection() as c, c.cursor(binary=True) as cur:
+                    blob = cur.execute(packed_select(self.schema, kind, cond)).fetchone()[0] or b""
+            except (errors.ProgramLimitExceeded, errors.OutOfMemory, errors.InternalError_):
+                names = ", ".join(n for n, _ in COLUMNS[kind])
+                buf = bytearray()
+                with self.pool.connection() as c, c.cursor() as cur, cur.copy(
+                        f"COPY (SELECT {names} FROM {self.schema}.{table_of(kind)} WHERE {cond}) "
+                        "TO STDOUT (FORMAT BINARY)") as cp:
+                    for chunk in cp:
+                        buf += chunk
+                return parse_binary_copy(buf, kind) if len(buf) > 21 else np.empty(0, dt)
+            raw = np.frombuffer(blob, dtype=packed_dtype(kind))
+            out = np.empty(len(raw), dtype=dt)
+            for n in dt.names:
+                out[n] = raw[n]
+            return out
+
+        slices = self._time_slices(table_of(kind))
+        workers = min(2, len(slices), max(1, self.pool.max_size - 1))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as ex:
+                parts = list(ex.map(fetch, slices))
+        else:
+            parts = [fetch(b) for b in slices]
+        return np.concatenate(parts) if parts else np.empty(0, dt)
 
     def rollup(self, name: str, symbol: str) -> pd.DataFrame:
         if name not in ROLLUPS:

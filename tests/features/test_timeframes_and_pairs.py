@@ -36,8 +36,8 @@ def test_columnar_equals_event_by_event(day):
     cols = compute_columnar(SPECS, md.arrays(), len(md.symbols), md.symbols)
     store = InMemoryFeatureStore()
     proc = FeatureProcessor(SPECS, store, md.symbols)
-    cstore = InMemoryFeatureStore()
-    feats = ColumnarFeatures(cols, md.arrays(), md.symbols, cstore)
+    feats = ColumnarFeatures(md.symbols)
+    feats.bind(cols, md.arrays())
     cur = feats.cursor(MarketKind.CANDLE)
     candles = md.arrays()[MarketKind.CANDLE]
     conn = ReplayConnector(md)

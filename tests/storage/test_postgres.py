@@ -451,3 +451,82 @@ def test_drop_while_a_policy_job_runs(pg_store, sample):
     assert not _sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", st.schema)
     assert not _sql("SELECT 1 FROM timescaledb_information.jobs WHERE hypertable_schema = %s", st.schema)
     assert not _sql("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", app)
+
+
+# --- throughput paths (item 6 of issue 16): the same rows, less work per row ----------------
+def _candles(days: int, symbols=("BTC", "ETH", "SOL")):
+    from hlquant.data.generate import generate
+
+    return generate(symbols=symbols, days=days, seed=4, with_trades=False, with_l2=False, start="2026-01-20")
+
+
+@pytest.mark.postgres
+def test_new_rows_are_copied_straight_in_over_two_connections(pg_store, monkeypatch):
+    """A batch none of whose keys exist skips the staging table; a large one spanning
+    months is written month by month over two connections at once, in key order."""
+    import threading
+
+    from hlquant.storage import postgres
+
+    md = _candles(45)  # > 100k rows over two months
+    ids = pg_store.symbol_ids(md.symbols)
+    sym_map = np.array([ids[s] for s in md.symbols], dtype=np.int16)
+
+    def no_staging(*a, **k):
+        raise AssertionError("new rows went through the staging table")
+
+    threads = set()
+    direct = postgres.PostgresStore._copy_direct
+
+    def spy(self, *a, **k):
+        threads.add(threading.get_ident())
+        return direct(self, *a, **k)
+
+    monkeypatch.setattr(postgres.PostgresStore, "_copy_staged", no_staging)
+    monkeypatch.setattr(postgres.PostgresStore, "_copy_direct", spy)
+    assert pg_store.copy_rows(MarketKind.CANDLE, md.candles, sym_map) == len(md.candles)
+    assert len(threads) == 2
+    monkeypatch.undo()
+    assert pg_store.load_market().candles.tobytes() == md.candles.tobytes()
+    # the same rows again, and rows overlapping them: only the new ones are inserted
+    assert pg_store.copy_rows(MarketKind.CANDLE, md.candles, sym_map) == 0
+    more = _candles(50)
+    assert pg_store.copy_rows(MarketKind.CANDLE, more.candles, sym_map) == len(more.candles) - len(md.candles)
+    assert pg_store.count("candles") == len(more.candles)
+
+
+@pytest.mark.postgres
+def test_a_key_twice_in_a_new_batch_falls_back_to_the_exact_path(pg_store):
+    md = _candles(2)
+    ids = pg_store.symbol_ids(md.symbols)
+    sym_map = np.array([ids[s] for s in md.symbols], dtype=np.int16)
+    twice = np.concatenate([md.candles, md.candles[:10]])
+    assert pg_store.copy_rows(MarketKind.CANDLE, twice, sym_map) == len(md.candles)
+    assert pg_store.count("candles") == len(md.candles)
+
+
+@pytest.mark.postgres
+def test_loading_does_no_per_row_protocol_work(pg_store, monkeypatch):
+    """History comes back one packed string per partition (chunk), not one message per
+    row, and equals what was written."""
+    import psycopg
+
+    md = _candles(40)
+    pg_store.ingest_market(md)
+    reads = {"n": 0}
+    real = psycopg.Copy.read
+
+    def counting(self):
+        reads["n"] += 1
+        return real(self)
+
+    monkeypatch.setattr(psycopg.Copy, "read", counting)
+    back = pg_store.load_market()
+    assert back.fingerprint() == md.fingerprint()
+    assert reads["n"] < 100, f"{reads['n']} protocol reads for {len(md.candles)} rows"
+    sub = pg_store.load_market(["SOL", "BTC"], start="2026-02-01", end="2026-02-10T00:00:00Z")
+    # load_market's end is inclusive, MarketData.select's exclusive
+    want = md.select(symbols=["SOL", "BTC"], start="2026-02-01", end="2026-02-10T00:00:00.001Z")
+    assert sub.symbols == want.symbols, (sub.symbols, want.symbols)
+    assert len(sub.candles) == len(want.candles)
+    assert sub.candles.tobytes() == want.candles.tobytes()

@@ -364,6 +364,47 @@ def test_liquidation_fires_at_the_first_print_below_maintenance_after_many_small
     assert fills(ev)[-1].liquidity == "liquidation"
 
 
+def test_prints_inside_the_margin_band_need_no_liquidation_pass():
+    """Prices going back and forth near the entry cannot use up the margin of safety,
+    however long they travel: one full pass, then every print is inside its band."""
+    v, _, _ = make(initial_cash=100_000.0, default_leverage=10, half_spread_bps=0.0, slippage_bps=0.0)
+    v.on_trade("BTC", T0, 1, 100_000.0, 1.0)
+    v.submit([order(size=0.15)])
+    v.on_trade("BTC", T0 + 1, 1, 100_000.0, 1.0)
+    passes = v.margin_passes
+    for i in range(2, 20_000):  # 20,000 x 100 of path: far more than the ~99k of slack / 0.15
+        v.on_trade("BTC", T0 + i, 1, 100_050.0 if i % 2 else 99_950.0, 0.01)
+    assert v.positions()
+    assert v.margin_passes == passes
+
+
+def test_liquidation_with_several_positions_fires_at_the_first_print_below_maintenance():
+    """Band per position (slack shared among them) against a brute-force check on every print."""
+    rng = np.random.default_rng(5)
+    v, _, ev = make(initial_cash=3_000.0, default_leverage=10, half_spread_bps=0.0, slippage_bps=0.0)
+    px = {"BTC": 100_000.0, "ETH": 3_000.0}
+    for s, p in px.items():
+        v.on_trade(s, T0, 1, p, 1.0)
+    v.submit([order("BTC", size=0.1), order("ETH", Side.SELL, size=3.0)])
+    size = {"BTC": 0.1, "ETH": -3.0}
+    entry = dict(px)
+    cash = v.cash
+    for i in range(1, 200_000):
+        s = "BTC" if rng.random() < 0.5 else "ETH"
+        px[s] = round(px[s] * (1 + rng.normal(-0.0002 if s == "BTC" else 0.0002, 0.001)), 1)
+        eq = cash + sum(size[k] * (px[k] - entry[k]) for k in px)
+        mm = 0.5 * sum(abs(size[k]) * px[k] / 10 for k in px)
+        v.on_trade(s, T0 + i, 1, px[s], 0.001)
+        if eq < mm:
+            assert not v.positions(), f"not liquidated at print {i}"
+            break
+        assert v.positions(), f"liquidated early at print {i}"
+    else:
+        raise AssertionError("never liquidated")
+    assert fills(ev)[-1].liquidity == "liquidation"
+    assert v.margin_passes < i / 4  # most prints were answered by the bands
+
+
 def test_trades_fill_only_the_levels_they_cross_on_either_side():
     v, _, ev = make()
     v.on_trade("BTC", T0, 1, 100_000.0, 1.0)

@@ -70,7 +70,6 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
     ) -> None:
         self.config = config or SimVenueConfig()
         self.clock = clock or SimClock()
-        self.latency = latency_model(self.config)  # constant, or drawn from measured samples
         self.account = account
         self._assets = dict(assets)
         self.cash = float(self.config.initial_cash)
@@ -80,12 +79,12 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
             for s, a in assets.items()
         }
         self._iso_syms: set[str] = set()  # symbols whose leverage type is isolated
-        self._aux = AuxState()  # tp/sl groups, isolated liquidation prices
+        self._aux = AuxState(latency_model(self.config))  # tp/sl groups, isolated liquidation prices
         self._last: dict[str, float] = {}
         self._mark: dict[str, float] = {}
         self._mid: dict[str, float] = {}
         self._slack = -math.inf  # margin of safety at the last liquidation pass (-inf: recheck)
-        self._slack_px: dict[str, float] = {}
+        self._band: dict[str, tuple[float, float]] = {}  # per cross position: marks needing no pass
         self._book: dict[str, tuple] = {}  # sym -> (ts, bid_px, bid_sz, ask_px, ask_sz) arrays
         self._bbo: dict[str, tuple] = {}  # sym -> (ts, bid, bid_sz, ask, ask_sz)
         self._orders: dict[int, SimOrder] = {}
@@ -146,6 +145,11 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
     def busy(self, symbol: str) -> bool:
         return self._active.get(symbol, 0) > 0 or bool(self._pending)
 
+    @property
+    def margin_passes(self) -> int:
+        """Full cross-margin liquidation passes so far (prints inside the bands need none)."""
+        return self._aux.margin_passes
+
     def mark_price(self, symbol: str) -> float:
         """Mark, else last trade/candle close, else the book's mid."""
         return self._mark.get(symbol) or self._last.get(symbol) or self._mid.get(symbol, math.nan)
@@ -181,7 +185,7 @@ class SimVenue(ValidationMixin, MatchingMixin, MarginMixin, FundingMixin, Trigge
                                      error=err, code=code))
                 continue
             self._oid += 1
-            delay = self.latency.delay_ms()
+            delay = self._aux.latency.delay_ms()
             o = SimOrder(self._oid, req, now + delay)
             if grouped_leg:
                 o.group = grouping

@@ -20,7 +20,10 @@ class LiquidationMixin:
         with the position's liquidation price. Cross: a full pass runs only when the
         margin of safety measured at the last pass could have been used up: a mark
         move of d on size q changes equity by at most |q| d and maintenance margin
-        by |q| d mm/lev, so the slack shrinks by at most |q| d (1 + mm/lev)."""
+        by |q| d mm/lev, so the slack shrinks by at most |q| d (1 + mm/lev). Each of
+        the k cross positions gets slack/k of it, as a price band around its mark at
+        that pass; a print inside its symbol's band needs no pass (all marks inside
+        their bands use up at most the whole slack)."""
         mmf = self.config.maintenance_margin_fraction
         iso = self._iso_syms
         if symbol is not None:
@@ -32,15 +35,12 @@ class LiquidationMixin:
                     self._liquidate_isolated(ts, symbol)
                 return
             if self._slack > 0:
-                p = self._pos[symbol]
                 m = self._mark.get(symbol) or self._last.get(symbol) or self._mid.get(symbol, math.nan)
-                prev = self._slack_px.get(symbol, m)
-                self._slack_px[symbol] = m
-                self._slack -= abs(p.size) * abs(m - prev) * (1.0 + mmf / self._lev[symbol])
-                if self._slack > 0:
+                band = self._band.get(symbol)
+                if band is not None and band[0] <= m <= band[1]:
                     return
         eq, mu = self.cash, 0.0
-        marks = self._slack_px
+        marks: dict[str, float] = {}
         for s, p in self._pos.items():
             if p.size and not (iso and s in iso):
                 m = self._mark.get(s) or self._last.get(s) or self._mid.get(s, math.nan)
@@ -49,6 +49,13 @@ class LiquidationMixin:
                 mu += abs(p.size) * m / self._lev[s]
         slack = eq - mu * mmf
         self._slack = slack if slack == slack else -math.inf
+        self._aux.margin_passes += 1
+        self._band = {}
+        if self._slack > 0 and marks:
+            share = self._slack / len(marks)
+            for s, m in marks.items():
+                w = share / (abs(self._pos[s].size) * (1.0 + mmf / self._lev[s]))
+                self._band[s] = (m - w, m + w)
         if not mu or slack >= 0:
             return
         for o in list(self._live.values()):

@@ -10,6 +10,8 @@ report the exchange's status string without guessing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hlquant.core.events import ErrorCode, OrderAck, OrderRequest, OrderStatus
 
 
@@ -71,9 +73,11 @@ class AuxState:
     attributes, the limit up to which CPython shares instance-dict keys and specializes
     attribute access (crossing it made every market event ~20% slower)."""
 
-    __slots__ = ("waiting", "parent_of", "iso_liq", "dms_at")
+    __slots__ = ("waiting", "parent_of", "iso_liq", "dms_at", "margin_passes", "latency")
 
-    def __init__(self) -> None:
+    def __init__(self, latency: Any = None) -> None:
+        self.latency = latency  # the order latency model (constant, or drawn from measured samples)
+        self.margin_passes = 0  # full cross-margin liquidation passes (the rest were inside the bands)
         self.dms_at: int | None = None  # when the dead man's switch fires
         self.waiting: dict[int, list[SimOrder]] = {}  # normalTpsl entry oid -> legs waiting for it
         self.parent_of: dict[int, int] = {}  # normalTpsl leg oid -> entry oid
