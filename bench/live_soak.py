@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     book = {s: v for s, v in book.items() if abs(v) > 1e-9}
     same = set(book) == set(exchange_pos) and all(abs(book[s] - exchange_pos[s]) < 1e-6 for s in book)
     print(f"\n{report}")
+    for c in sorted(unresolved)[:5]:  # the evidence: every record of each
+        print(f"  unresolved {c}: " + "; ".join(f"{r.get('session', '?')} {r['kind']} {r.get('status', '')}"
+                                                 for r in recs if r.get("cloid") == c or r.get("id") == c))
     print(f"duplicate cloids at the exchange: {dup}; approved orders never resolved: {len(unresolved)}; "
           f"positions equal to the exchange's: {same} (book {book}, exchange {exchange_pos})")
     ok = report.ok and dup == 0 and not unresolved and same

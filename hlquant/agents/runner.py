@@ -185,11 +185,13 @@ class AgentRunner:
             if debounce and intent.ts_exch - last[0] < debounce:
                 self.counts["debounced"] += 1
                 return 0
-        self._last[key] = (intent.ts_exch, sig)
-        self.counts["published"] += 1
         self.bb.post(intent)
         self.audit.record(intent)
         self.on_intent(intent)
+        # noted only once out: a publish that failed (Redis went away) is made again when
+        # the bus redelivers the trigger, not taken for an unchanged target
+        self._last[key] = (intent.ts_exch, sig)
+        self.counts["published"] += 1
         return 1
 
     # --- liveness ----------------------------------------------------------

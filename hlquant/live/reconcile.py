@@ -64,3 +64,65 @@ def adopt_exchange_state(kernel: Any, info: Any, user: str) -> dict[str, Any]:
              adopted, st.account_value, orders)
     return {"positions": adopted, "account_value": st.account_value, "orders": orders,
             "fills": info.user_fills(user)}
+
+
+#: how far back a restarted risk process reads its own audit stream and the order streams
+UNSENT_SCAN = 20_000
+
+
+def resolve_unsent(kernel: Any, r: Any, namespace: str, session: str, info: Any, user: str,
+                   scan: int = UNSENT_SCAN) -> list[str]:
+    """A risk process killed between recording an approved order (on its audit stream,
+    before any order leaves) and publishing it leaves a record with no outcome and an
+    order nobody will send. At start, the tail of its own audit stream is read: an
+    ``OrderRequest`` with no outcome that no router replica has claimed, that the order
+    streams do not hold and that the exchange does not know was never sent, and is
+    recorded as such (``OrderAck`` CANCELED, ``UNAVAILABLE``: the request never left).
+    Returns those cloids."""
+    import json
+
+    from hlquant.bus.redis_state import unpack
+    from hlquant.core.events import ErrorCode, OrderAck, OrderStatus
+    from hlquant.storage.writer import AUDIT_TOPIC
+
+    reqs: dict[str, str] = {}  # cloid -> symbol
+    done: set[str] = set()
+    for _id, f in r.xrevrange(f"{namespace}:{AUDIT_TOPIC}:{{{session}}}", count=scan):
+        rec = json.loads(f[b"d"])
+        kind, cloid = rec.get("kind"), rec.get("id")
+        if kind == "OrderRequest" and rec.get("agent") != "adopted":
+            reqs.setdefault(cloid, rec.get("symbol", ""))
+        elif kind in ("Fill", "CancelAck") or (
+                kind == "OrderAck" and json.loads(rec.get("payload") or "{}").get("status") not in (None, "PENDING")):
+            done.add(cloid)
+    open_now = set(kernel.router.open)
+    todo = {c: s for c, s in reqs.items() if c not in done and c not in open_now}
+    if not todo:
+        return []
+    queued: set[str] = set()
+    for sym in sorted(set(todo.values())):
+        for _id, f in r.xrevrange(f"{namespace}:OrderRequest:{{{sym}}}", count=scan):
+            try:
+                queued.add(unpack(f[b"d"]).cloid)
+            except Exception:  # an undecodable entry is the routers' to report
+                continue
+    unsent = []
+    now = kernel.clock.now_ms()
+    for cloid, sym in todo.items():
+        idem = f"{namespace}:idem:{{{cloid}}}"
+        if cloid in queued or r.exists(idem, idem + ":state"):
+            continue  # a router replica has it (or will): its outcome comes on Exec
+        try:
+            if info.order_status(user, cloid) is not None:
+                continue  # the exchange has it: sent after all
+        except Exception as e:  # cannot ask: leave it for verify to report
+            log.warning("unsent order %s not resolved: %s", cloid, e)
+            continue
+        kernel.audit.record(OrderAck(now, now, cloid, sym, OrderStatus.CANCELED, 0,
+                                     error="not sent: the risk process stopped after approving it",
+                                     code=ErrorCode.UNAVAILABLE))
+        unsent.append(cloid)
+    if unsent:
+        log.warning("%d approved order(s) a previous risk process never sent: recorded as not sent",
+                    len(unsent))
+    return unsent

@@ -75,3 +75,26 @@ def test_feature_spec_placeholders_follow_params():
         defaults = {"fast": 3}
 
     assert A(AgentConfig("a", ("BTC",), params={"fast": 7})).feature_specs()[0]["params"] == {"span": 7}
+
+
+def test_an_intent_whose_publish_failed_is_published_when_the_decision_is_redelivered():
+    """The 10-minute soak lost 4 intents across its Redis restart: the publish failed, the
+    bus redelivered the trigger, and the runner took the same target for "unchanged"
+    because it had noted it as published before publishing it."""
+    runner, store, got, bb, hb = make(AgentConfig("f", ("BTC",)))
+    runner.start(0)
+    store.put("BTC", "sig", 1.0, 0)
+    down = [True]
+
+    def publish(intent):
+        if down[0]:
+            raise ConnectionError("redis went away")
+        got.append(intent)
+
+    runner.on_intent = publish
+    with pytest.raises(ConnectionError):
+        runner.on_trigger("candle", "BTC", 0)
+    down[0] = False
+    assert runner.on_trigger("candle", "BTC", 0) == 1  # the redelivered trigger
+    assert [i.target for i in got] == [1.0] and runner.counts["unchanged"] == 0
+    assert runner.on_trigger("candle", "BTC", 0) == 0 and runner.counts["unchanged"] == 1

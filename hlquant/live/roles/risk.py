@@ -118,10 +118,11 @@ def run_risk(cfg: Any, out_dir: str | Path | None = None, stop: threading.Event 
     info = user = None
     if live.account_address:  # a (re)started risk process starts from the exchange's state, not flat
         from hlquant.hyperliquid.info import InfoClient
-        from hlquant.live.reconcile import adopt_exchange_state
+        from hlquant.live.reconcile import adopt_exchange_state, resolve_unsent
 
         info = InfoClient(spec.endpoints().url)
         adopted = adopt_exchange_state(k, info, live.account_address)
+        resolve_unsent(k, r, live.namespace, k.audit.session, info, live.account_address)
         user = UserFeed(spec, user_subscriptions(live.account_address), seen_fills=adopted["fills"])
     stop = stop_on_signals(stop)
     wall = live.clock == "wall"
