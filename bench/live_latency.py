@@ -69,7 +69,10 @@ def drive(fx, ticks: int, warmup: int, settle_s: float = 0.002) -> tuple[list[in
         t0 = time.perf_counter_ns()
         fx.server.publish(Trade(now, now, "BTC", Side.BUY if i % 2 else Side.SELL, 100_000.0, 0.01, i + 1))
         sent += 1
-        if not got.wait(5):
+        if i < warmup:  # the feature warms up first (no decision before it is warm)
+            if not got.wait(0.5):
+                continue
+        elif not got.wait(5):
             print(f"tick {i}: no order within 5 s", file=sys.stderr)
             break
         if i >= warmup:

@@ -140,7 +140,7 @@ def _report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             net = _network_errors()
             if not isinstance(e, (HlquantError, OSError, *net)) or _debug():
                 raise
-            from hlquant.audit.log import redact_text
+            from hlquant.core.secrets import redact_text
 
             text = (str(e).strip().splitlines() or [type(e).__name__])[0]
             if isinstance(e, net) and not isinstance(e, (HlquantError, OSError)):
@@ -178,7 +178,7 @@ def _redact_hydra_dumps(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def _redact_logs() -> None:
     """Every log record (message and traceback) passes through ``redact_text``: Hydra's job
     log and the components' logs are files the project writes."""
-    from hlquant.audit.log import redact_text
+    from hlquant.core.secrets import redact_text
 
     base = logging.getLogRecordFactory()
     if getattr(base, "hlquant_redacts", False):
@@ -395,7 +395,7 @@ def _component_task(role: str, name: str):
 
 def _refuse_secrets(args: list[str]) -> None:
     """A private key never goes on the command line (shell history, process list, Hydra's dumps)."""
-    from hlquant.audit.log import looks_secret
+    from hlquant.core.secrets import looks_secret
 
     for a in args:
         key, _, value = a.lstrip("+~").partition("=")

@@ -5,7 +5,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev,notebooks,clickhouse,cluster,archive,bench
+bash scripts/setup.sh dev,notebooks,clickhouse,cluster,archive,bench,models
 if [ -f scripts/services.sh ]; then bash scripts/services.sh; fi
 bash scripts/browser.sh   # Debian's chromium for the monitoring page's browser test
 .venv/bin/ruff check hlquant strategies tests bench

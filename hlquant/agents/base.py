@@ -17,8 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hlquant.core.errors import HlquantError, IntentError, UnknownFeatureError
-from hlquant.core.events import Intent, OrderView, Side, Tif
+import numpy as np
+
+from hlquant.core.errors import HlquantError, IntentError, StaleFeatureError, UnknownFeatureError
+from hlquant.core.events import GLOBAL_SERIES, Intent, OrderView, Side, Tif
 from hlquant.core.ids import intent_id
 
 
@@ -120,6 +122,23 @@ class Context:
                                "with live.topology=processes read features instead")
         return source(symbol or self.symbol, n)
 
+    def signal(self, name: str, symbol: str | None = None) -> float:
+        """Latest value of an external series (a connector's ``Signal``: sentiment, the
+        exchange's open interest...) for ``symbol`` (default: the current one), or of the
+        market-wide series of that name when the symbol has none. Staleness rules apply
+        as for features (``sentiment*``: 5 minutes by default), measured from the
+        source's time of the observation. The agent declares what it reads
+        (``signals = ("sentiment",)``); another name is an error."""
+        if name not in self.agent.signals:
+            raise UnknownFeatureError(
+                f"agent {self.agent.name} read signal {name!r}, which it does not declare; "
+                f"declared: {sorted(self.agent.signals) or 'none'} (Agent.signals)")
+        store = self._features
+        sym = symbol or self.symbol
+        if store.get_with_ts(sym, name) is None and store.get_with_ts(GLOBAL_SERIES, name) is not None:
+            sym = GLOBAL_SERIES
+        return store.get(sym, name, self.now)
+
     def position(self, symbol: str | None = None) -> float:
         """Signed position of the account in coin units (all agents together)."""
         return self._account.position(symbol or self.symbol, self.now)
@@ -189,6 +208,30 @@ class Context:
         )
 
 
+class SymbolContext(Context):
+    """A context bound to one symbol, for ``decide_batch``: one per symbol of the batch.
+    Intent ids continue the agent's own sequence (``main``), so a batch produces the
+    same ids as one ``decide`` call per symbol in the same order. ``stale`` marks a
+    context left out of a batch because one of its inputs was stale."""
+
+    __slots__ = ("_main", "stale")
+
+    @classmethod
+    def of(cls, main: Context, symbol: str) -> SymbolContext:
+        c = cls.__new__(cls)
+        for k in (s for klass in type(main).__mro__ for s in getattr(klass, "__slots__", ())):
+            setattr(c, k, getattr(main, k))
+        c._main = main
+        c.symbol = symbol
+        c.stale = False
+        return c
+
+    def _next_id(self, symbol: str) -> str:
+        m = self._main
+        m._seq += 1
+        return intent_id(self.agent.name, symbol, m._seq, self.now)
+
+
 _SIDES = {"b": Side.BUY, "buy": Side.BUY, "long": Side.BUY,
           "a": Side.SELL, "s": Side.SELL, "sell": Side.SELL, "short": Side.SELL}
 
@@ -245,6 +288,7 @@ class Agent:
     ``history = N``, once N candles of the symbol have closed."""
 
     features: ClassVar[Sequence[Mapping[str, Any]]] = ()
+    signals: ClassVar[Sequence[str]] = ()  # external series it reads (ctx.signal)
     defaults: ClassVar[Mapping[str, Any]] = {}
     signed_params: ClassVar[Sequence[str]] = ()
     """Parameters with a positive default that may still be set negative; every other one
@@ -288,3 +332,37 @@ class Agent:
 
     def decide(self, ctx: Context) -> Intent | None:
         raise NotImplementedError(f"{type(self).__name__} must implement decide(ctx)")
+
+    def decide_batch(self, ctxs: Sequence[Context]) -> Sequence[Intent | None]:
+        """Decide for every symbol that fired at one trigger time in one call (one model
+        call scores them all): return one entry per context, in order (an Intent or
+        None). Implement this *instead of* ``decide`` and the runner calls it once per
+        trigger time with the contexts of all the agent's symbols that fired; debounce
+        still applies per symbol. ``batch_inputs`` gathers the inputs and leaves out the
+        symbols with a stale one. Default: ``decide`` for each context."""
+        return [self.decide(c) for c in ctxs]
+
+    @property
+    def batched(self) -> bool:
+        """True when the agent implements ``decide_batch``."""
+        return type(self).decide_batch is not Agent.decide_batch
+
+    @staticmethod
+    def batch_inputs(ctxs: Sequence[Context], features: Sequence[str] = (), signals: Sequence[str] = ()
+                     ) -> tuple[list[Context], np.ndarray]:
+        """``(fresh, X)``: the contexts whose inputs are all fresh and their inputs as the
+        rows of a float matrix (features then signals, in the order given). A context with
+        a stale input is marked (``ctx.stale``) and left out; the runner counts it as a
+        decision skipped on stale data, exactly like a ``decide`` that raised."""
+        fresh: list[Context] = []
+        rows: list[list[float]] = []
+        for c in ctxs:
+            try:
+                row = [c.feature(n) for n in features] + [c.signal(n) for n in signals]
+            except StaleFeatureError:
+                c.stale = True  # type: ignore[attr-defined]  (SymbolContext)
+                continue
+            fresh.append(c)
+            rows.append(row)
+        width = len(features) + len(signals)
+        return fresh, (np.array(rows, dtype=np.float64) if rows else np.zeros((0, width)))

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hlquant.agents.base import Agent, Context
+from hlquant.agents.base import Agent, Context, SymbolContext
 from hlquant.agents.blackboard import Blackboard, HeartbeatStore
 from hlquant.audit.log import AuditLog
 from hlquant.core.errors import AgentFailure, StaleFeatureError
@@ -86,6 +86,11 @@ class AgentRunner:
         self.stale_by_agent: Counter = Counter()
         self.errors_by_agent: Counter = Counter()
         self.next_beat_due = 0
+        # decide_batch agents: the symbols that fired, decided together by flush_batches
+        self.batching = frozenset(a.name for a in agents if a.batched)
+        self.pending: dict[str, dict[str, None]] = {}
+        self.pending_kind: str | None = None
+        self._sym_ctx: dict[tuple[str, str], SymbolContext] = {}
 
     def triggers(self) -> set[tuple[str, str]]:
         return set(self._by_trigger)
@@ -112,7 +117,67 @@ class AgentRunner:
         n = 0
         for a in agents:
             if a.alive:
+                if a.name in self.batching:  # decided with the rest of its symbols (flush_batches)
+                    self.pending.setdefault(a.name, {})[symbol] = None
+                    self.pending_kind = kind
+                    continue
                 n += self.decide(a, symbol, now)
+        return n
+
+    def flush_batches(self, now: int) -> int:
+        """Call ``decide_batch`` once for each agent with symbols waiting, with their
+        contexts in the order they fired; returns intents published."""
+        pending, self.pending, self.pending_kind = self.pending, {}, None
+        n = 0
+        for a in self.agents:
+            syms = pending.get(a.name)
+            if syms and a.alive:
+                n += self.decide_batch(a, list(syms), now)
+        return n
+
+    def decide_batch(self, agent: Agent, symbols: Sequence[str], now: int) -> int:
+        self.counts["decisions"] += len(symbols)
+        ctxs = []
+        for s in symbols:
+            if (agent.name, s) not in self._warm:  # the same warm-up gate as decide()
+                if not self._is_warm(agent.name, s):
+                    self.counts["warmup_skipped"] += 1
+                    self.warmup_by_agent[agent.name] += 1
+                    continue
+                self._warm.add((agent.name, s))
+            c = self._sym_ctx.get((agent.name, s))
+            if c is None:
+                c = self._sym_ctx[(agent.name, s)] = SymbolContext.of(self.ctx[agent.name], s)
+            c.now, c.stale = now, False
+            ctxs.append(c)
+        if not ctxs:
+            return 0
+        self.counts["batches"] += 1
+        try:
+            out = agent.decide_batch(ctxs)
+        except StaleFeatureError:  # not decided on stale data: every symbol of the batch skipped
+            self.counts["stale_skipped"] += len(ctxs)
+            self.stale_by_agent[agent.name] += len(ctxs)
+            return 0
+        except Exception as e:
+            return self._failed(agent, ",".join(symbols), now, e)
+        out = list(out) if isinstance(out, (list, tuple)) else out
+        if not isinstance(out, list) or len(out) != len(ctxs):
+            got = f"{len(out)} entries" if isinstance(out, list) else type(out).__name__
+            return self._failed(agent, ",".join(symbols), now, TypeError(
+                f"decide_batch() returned {got} for {len(ctxs)} contexts; expected one Intent or None each"))
+        n = 0
+        for c, intent in zip(ctxs, out, strict=True):
+            if c.stale:
+                self.counts["stale_skipped"] += 1
+                self.stale_by_agent[agent.name] += 1
+                continue
+            if intent is None:
+                continue
+            if not isinstance(intent, Intent):
+                return n + self._failed(agent, c.symbol, now, TypeError(
+                    f"decide_batch() returned {type(intent).__name__}, expected an Intent or None"))
+            n += self.publish(intent)
         return n
 
     def decide(self, agent: Agent, symbol: str, now: int) -> int:

@@ -33,7 +33,7 @@ import math
 import operator
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hlquant.core.events import Event
+from hlquant.core.secrets import HEX_KEY_RE, SECRET_KEY_RE, redact
 
 AUDIT_SCHEMA = pa.schema(
     [
@@ -62,35 +63,6 @@ AUDIT_SCHEMA = pa.schema(
 
 _COMMON = {"kind", "ts_exch", "ts_recv", "agent", "symbol"}
 _ID_FIELDS = ("cloid", "intent_id")
-_SECRET_RE = re.compile(r"(secret|private|priv_?key|password|api_?key|mnemonic)", re.I)
-_HEX_KEY_RE = re.compile(r"(?<![0-9a-fA-F])(?:0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
-
-
-def looks_secret(key: str, value: str) -> bool:
-    """A secret-looking key name, or a value holding 32 bytes of hex (a private key)."""
-    return bool(_SECRET_RE.search(key)) or bool(_HEX_KEY_RE.search(str(value)))
-
-
-def redact_text(text: str) -> str:
-    """``text`` with every 32-byte hex string (with or without 0x) replaced by ``***``."""
-    return _HEX_KEY_RE.sub("***", text)
-
-
-def redact(obj: Any) -> Any:
-    """Replace values under secret-looking keys, and 32-byte hex strings (private
-    keys, with or without 0x) anywhere, with ``'***'``."""
-    if isinstance(obj, dict):
-        return {
-            k: ("***" if isinstance(k, str) and _SECRET_RE.search(k) else redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, (list, tuple)):
-        return [redact(v) for v in obj]
-    if isinstance(obj, str) and _HEX_KEY_RE.search(obj):
-        return _HEX_KEY_RE.sub("***", obj)
-    return obj
-
-
 def _default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
@@ -108,7 +80,7 @@ def _encode_value(v: Any) -> str:
     """One payload value as JSON, exactly as ``json.dumps(redact(v))`` writes it."""
     t = type(v)
     if t is str:
-        return _encode_str(_HEX_KEY_RE.sub("***", v)) if _HEX_KEY_RE.search(v) else _encode_str(v)
+        return _encode_str(HEX_KEY_RE.sub("***", v)) if HEX_KEY_RE.search(v) else _encode_str(v)
     if t is float:
         r = float.__repr__(v)
         return _FLOAT_SPECIAL.get(r, r)
@@ -131,7 +103,7 @@ def _encode_column(key: str, col: list) -> list[str]:
     flags and enums are formatted without a look. A key that names a secret hides
     the whole column. Mixed or nested values take the exact per-value path."""
     n = len(col)
-    if _SECRET_RE.search(key):
+    if SECRET_KEY_RE.search(key):
         return ['"***"'] * n
     types = set(map(type, col))
     if len(types) == 1:
@@ -143,7 +115,7 @@ def _encode_column(key: str, col: list) -> list[str]:
             return out
         if t is str:
             # a 32-byte hex key needs 64 characters: shorter texts (ids, names) need no look
-            if max(map(len, col)) >= 64 and _HEX_KEY_RE.search("\n".join(col)):
+            if max(map(len, col)) >= 64 and HEX_KEY_RE.search("\n".join(col)):
                 return list(map(_encode_value, col))
             return list(map(_encode_str, col))
         if t is int:
@@ -234,6 +206,9 @@ class AuditLog:
         """``mirror(rows)``, if given, also receives every flushed batch (dicts with the audit
         columns), e.g. to put them on a Redis stream for the storage writer."""
         self.mirror = mirror
+        # taps(seq, record dict) see every record as it is written (a live session's
+        # telemetry); with a tap, records take the per-record path (one dict each)
+        self.taps: list[Callable[[int, dict[str, Any]], None]] = []
         self.path = Path(path) if path is not None else None
         self.session = session
         self.flush_every = flush_every
@@ -275,7 +250,7 @@ class AuditLog:
         buf = self._cols.get(cls, False)
         if buf is False:
             buf = self._cols[cls] = _Columns(cls) if _columnar(cls) else None
-        if buf is None or extra:
+        if buf is None or extra or self.taps:
             rec = event.to_record()
             if extra:
                 rec.update(extra)
@@ -312,9 +287,12 @@ class AuditLog:
         )
         self._rows.append(row)
         self._n += 1
+        seq = self.seq
+        for tap in self.taps:
+            tap(seq, rec)
         if self._n + self._n_synced >= self.flush_every:
             self.flush()
-        return self.seq
+        return seq
 
     def extend(self, events: Iterable[Event]) -> None:
         for ev in events:

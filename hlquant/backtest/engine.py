@@ -41,11 +41,13 @@ import numpy as np
 import pandas as pd
 
 from hlquant.agents.base import Agent
-from hlquant.audit.log import AuditLog, redact, redact_text
+from hlquant.audit.log import AuditLog
+from hlquant.config.connectors import build_connectors, check_signals
 from hlquant.config.spec import DEFAULT_STALENESS, KernelSpec
-from hlquant.core.assets import DEFAULT_ASSETS, AssetSpec
+from hlquant.core.assets import AssetSpec, known_assets
 from hlquant.core.clock import SimClock
 from hlquant.core.events import MARKET_DTYPES, MarketKind
+from hlquant.data.series import SignalSeries
 from hlquant.features.kernels import parse_specs
 from hlquant.features.pipeline import ColumnarFeatures, compute_columnar
 from hlquant.features.store import StalenessRules
@@ -60,6 +62,28 @@ _CANDLE, _TRADE, _L2, _BBO, _FUNDING, _MARK = (
     int(MarketKind.CANDLE), int(MarketKind.TRADE), int(MarketKind.L2), int(MarketKind.BBO),
     int(MarketKind.FUNDING), int(MarketKind.MARK),
 )
+_SIGNAL = max(int(k) for k in MarketKind) + 1
+"""The loop's kind code of an external series' row (not a market stream)."""
+
+
+def merge_signals(merged: tuple[np.ndarray, np.ndarray, np.ndarray], signals: SignalSeries
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The market's replay order with the signal rows merged in at their *receive* time
+    (a value is never applied before it could have been known). At equal times signals
+    come first: received at t, visible to a decision at t. Rows received before the
+    first market event are applied at its time, rows after the last are dropped."""
+    ts, kind, row = merged
+    if not len(signals) or not len(ts):
+        return merged
+    recv = np.maximum(signals.ts_recv, ts[0])
+    keep = recv <= ts[-1]
+    sig_rows = np.flatnonzero(keep)
+    all_ts = np.concatenate([ts, recv[keep]])
+    prio = np.concatenate([kind.astype(np.int16), np.full(len(sig_rows), -1, np.int16)])
+    order = np.lexsort((prio, all_ts))
+    all_kind = np.concatenate([kind, np.full(len(sig_rows), _SIGNAL, kind.dtype)])
+    all_row = np.concatenate([row, sig_rows.astype(row.dtype)])
+    return all_ts[order], all_kind[order], all_row[order]
 
 
 @dataclass
@@ -100,8 +124,13 @@ class Backtest:
         audit_flush_every: int = 20_000,
         on_error: str = "raise",
         spec: KernelSpec | None = None,
+        signals: SignalSeries | None = None,
+        connectors: Sequence[Any] = (),
     ) -> None:
-        """Either ``agents`` and the component configs, or a ``spec`` built from a config."""
+        """Either ``agents`` and the component configs, or a ``spec`` built from a config.
+        ``signals`` / ``connectors`` (``SignalConnector``s, asked for their ``history``):
+        external series merged with the market data by receive time; neither given, the
+        spec's ``connectors`` are built (the config's ``connectors`` group)."""
         if spec is None:
             spec = KernelSpec(
                 agents=list(agents or ()), mode="sim", venue=venue or SimVenueConfig(),
@@ -115,7 +144,7 @@ class Backtest:
         self.agents = list(spec.agents)
         self.name = spec.name
         self.params = dict(spec.params)
-        all_assets = dict(assets or DEFAULT_ASSETS)
+        all_assets = dict(assets or known_assets(list(market.symbols)))
         missing = [s for s in market.symbols if s not in all_assets]
         if missing:
             raise ValueError(f"no asset spec for {missing}; pass assets= with their szDecimals")
@@ -128,6 +157,13 @@ class Backtest:
         self.session = session or uuid.uuid4().hex[:12]
         self.progress = progress
         self.audit_flush_every = audit_flush_every
+        if signals is None and not connectors:  # the spec's own (the `connectors` config group)
+            connectors = list(build_connectors(spec.connectors, "sim", list(market.symbols)).values())
+        parts = {"signals": signals} if signals is not None else {}
+        parts.update({getattr(c, "name", f"connector{i}"): c.history(market) for i, c in enumerate(connectors)})
+        check_signals(self.agents, {k: v.names() for k, v in parts.items()})
+        self.signals = (SignalSeries.concat(list(parts.values())).select(symbols=list(market.symbols))
+                        if parts else None)
 
     @property
     def venue_config(self) -> SimVenueConfig:
@@ -169,6 +205,11 @@ class Backtest:
         self.handler = h
 
         ts_arr, kind_arr, row_arr = m.merged()
+        sg = self.signals
+        if sg is not None and len(sg):
+            ts_arr, kind_arr, row_arr = merge_signals((ts_arr, kind_arr, row_arr), sg)
+            s_name, s_sym, s_exch, s_val = sg.name.tolist(), sg.symbol.tolist(), sg.ts_exch.tolist(), sg.value.tolist()
+        on_signal = h.on_signal
         n = len(ts_arr)
         empty = {k: np.zeros(0, MARKET_DTYPES[k]) for k in MarketKind}
         src = {k: arrays.get(k) if arrays.get(k) is not None else empty[k] for k in MarketKind}
@@ -185,6 +226,11 @@ class Backtest:
         on_candle, on_trade, on_book, on_bbo, on_funding, on_mark = (
             h.on_candle, h.on_trade, h.on_book, h.on_bbo, h.on_funding, h.on_mark,
         )
+        if h.batching:  # decide_batch agents: one call per instant and trigger kind
+            on_candle, on_trade, on_book, on_bbo, on_funding, on_mark = (
+                h.grouped(on_candle, "candle"), h.grouped(on_trade, "trade"), h.grouped(on_book, "l2"),
+                h.grouped(on_bbo, "bbo"), h.grouped(on_funding, "funding"), h.grouped(on_mark, "mark"),
+            )
         advance = h.advance
         clock = self.clock
         t0 = int(ts_arr[0]) if n else clock.now_ms()
@@ -265,6 +311,8 @@ class Backtest:
                         s = k_sym[j]
                         cur_m[s] = r
                         on_mark(names[s], t, k_mark[j])
+                    elif k_ == _SIGNAL:
+                        on_signal(s_name[r], s_sym[r], s_exch[r], s_val[r])
                 if bar is not None:
                     bar.update(stop - start)
         finally:
@@ -281,7 +329,7 @@ class Backtest:
         k = self.kernel
         # the report (metrics.json, report.html) shows the name and params: never a secret
         art = artifacts_from_run((eq_t, eq_v, pos_v), list(self.market.symbols), k.fills, k.funding,
-                                 self.spec.venue.initial_cash, redact_text(self.name), redact(self.params),
+                                 self.spec.venue.initial_cash, self.name, self.params,
                                  prices=closes(self.market), orders=orders_from_audit(self.audit.frame()))
         counts = self.runner.counts
         art.decisions = {c: int(counts.get(c, 0)) for c in ("decisions", "stale_skipped", "warmup_skipped")}
@@ -291,6 +339,7 @@ class Backtest:
             "loop_seconds": loop_s,
             "feature_seconds": feat_s,
             "events_per_second": n_events / loop_s if loop_s > 0 else float("inf"),
+            "signals": self.handler.signals,
             "agents": dict(self.runner.counts),
             "stale_reads": dict(self.store.stale_reads),
             "risk": dict(self.risk.counts),

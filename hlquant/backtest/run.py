@@ -19,12 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from hlquant.audit.log import read_audit, redact
+from hlquant.audit.log import read_audit
 from hlquant.backtest.engine import Backtest, BacktestResult
 from hlquant.backtest.runs import RunStatus, write_run_json
 from hlquant.config.build import load_market, to_dict
 from hlquant.config.spec import KernelSpec
 from hlquant.core.errors import ConfigError
+from hlquant.core.secrets import redact
 
 DECISION_KINDS = (
     "Intent", "RiskDecision", "OrderRequest", "OrderAck", "Fill", "CancelRequest", "CancelAck",

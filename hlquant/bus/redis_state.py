@@ -64,6 +64,10 @@ class RedisStreamBus:
         self.counters: Counter = Counter()
         self._cluster = hasattr(client, "get_primaries")
         self.redelivery = False
+        # defer_ack: entries are acknowledged by ack_deferred(), after the work they triggered
+        # beyond their handler is done (a batch decided after a whole read)
+        self.defer_ack = False
+        self._deferred: dict[str, list] = {}
 
     def key(self, topic: str) -> str:
         return f"{self.ns}:{topic}"
@@ -123,13 +127,40 @@ class RedisStreamBus:
                     h(topic, ev)  # an exception leaves this entry (and the rest) pending
                 done.append(msg_id)
                 n += 1
+        except BaseException:
+            if self.defer_ack:
+                # the batch's work is undone: its entries (acked by nobody yet) are re-read
+                self._pending_first.add(k)
+                self.requeue_deferred()
+                done = []
+            raise
         finally:
             if done:
-                if self.before_ack is not None:
-                    self.before_ack()
-                self.r.xack(k, self.group, *done)
+                if self.defer_ack:
+                    self._deferred.setdefault(k, []).extend(done)
+                else:
+                    if self.before_ack is not None:
+                        self.before_ack()
+                    self.r.xack(k, self.group, *done)
         self.counters["delivered"] += n
         return n
+
+    def ack_deferred(self) -> int:
+        """Acknowledge every entry delivered since the last call (``defer_ack``)."""
+        deferred, self._deferred = self._deferred, {}
+        if deferred and self.before_ack is not None:
+            self.before_ack()
+        n = 0
+        for k, ids in deferred.items():
+            self.r.xack(k, self.group, *ids)
+            n += len(ids)
+        return n
+
+    def requeue_deferred(self) -> None:
+        """The work the deferred entries triggered failed: they stay pending and this
+        consumer re-reads them before anything new."""
+        self._pending_first |= set(self._deferred)
+        self._deferred.clear()
 
     def ensure_groups(self) -> None:
         """(Re)create this consumer's groups: after a Redis restart that lost them (NOGROUP),

@@ -28,8 +28,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hlquant.agents.base import Agent, AgentConfig
-from hlquant.audit.log import redact
 from hlquant.core.errors import ConfigError
+from hlquant.core.secrets import redact
 
 
 def to_dict(cfg: Any) -> dict:
@@ -215,8 +215,18 @@ def load_market(data: Mapping[str, Any]) -> Any:
         from hlquant.storage.postgres import load_market_from_config
 
         market = load_market_from_config(data)
+    elif source == "generated":
+        from hlquant.data.generate import generate
+
+        unknown = sorted(set(data) - {"source", "n_symbols", "days", "seed", "trades", "l2", "symbols",
+                                       "start", "end"})
+        if unknown:
+            raise ConfigError(f"data (generated): unknown key(s) {unknown}")
+        market = generate(n_symbols=int(data.get("n_symbols", 50)), days=float(data.get("days", 2)),
+                          seed=int(data.get("seed", 7)), with_trades=bool(data.get("trades", False)),
+                          with_l2=bool(data.get("l2", False)))
     else:
-        raise ConfigError(f"unknown data.source {source!r} (sample, files, postgres)")
+        raise ConfigError(f"unknown data.source {source!r} (sample, files, postgres, generated)")
     symbols = data.get("symbols")
     if symbols or data.get("start") or data.get("end"):
         market = market.select(symbols=symbols or None, start=data.get("start"), end=data.get("end"))

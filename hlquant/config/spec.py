@@ -16,6 +16,7 @@ from typing import Any
 
 from hlquant.agents.base import Agent
 from hlquant.config.build import build_agents, make_dataclass, to_dict
+from hlquant.config.connectors import DEFAULT_CONNECTORS, ConnectorSpec, parse_connectors
 from hlquant.config.live import LiveConfig
 from hlquant.core.errors import ConfigError
 from hlquant.hyperliquid.endpoints import Endpoints, resolve_endpoints
@@ -28,7 +29,9 @@ ON_ERROR_BY_MODE = {"sim": "raise", "paper": "quarantine", "live": "quarantine"}
 """What a strategy exception does unless ``agents.on_error`` says otherwise: research
 runs stop with one line; paper and live quarantine the agent and go on."""
 
-DEFAULT_STALENESS = {"default": 500}
+DEFAULT_STALENESS = {"default": 500, "sentiment*": 300_000}
+"""Max age of a feature or signal when read (ms): ``default`` and ``prefix*`` rules
+(``features.staleness`` in the config replaces it)."""
 
 
 def check_params(agent: Agent, where: str) -> None:
@@ -60,6 +63,7 @@ class KernelSpec:
     name: str = "backtest"
     params: Mapping[str, Any] = field(default_factory=dict)
     equity_every_ms: int = 0  # equity curve resolution in event time (0: every bar close)
+    connectors: tuple[ConnectorSpec, ...] = DEFAULT_CONNECTORS  # the run's data sources (``connectors``)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -123,4 +127,5 @@ class KernelSpec:
             name=str(strategy.get("name", "backtest")),
             params={k: v for k, v in strategy.items() if k not in ("agents", "name")},
             equity_every_ms=c.get("equity_every_ms") or 0,
+            connectors=parse_connectors(c.get("connectors"), c.get("data")),
         )

@@ -1,6 +1,11 @@
-"""Connectors: data sources that normalize raw messages into core events."""
+"""Connectors: data sources that normalize raw messages into core events.
 
-from hlquant.connectors.base import Connector, topic_for
+Market history (``ReplayConnector``) and data beyond the exchange
+(``SignalConnector``: ``file``, ``http``, ``synthetic``; the exchange's asset
+contexts in ``hlquant.hyperliquid.context``), chosen by the ``connectors`` config
+group (docs/connectors.md)."""
+
+from hlquant.connectors.base import Connector, SignalConnector, merge_events, topic_for
 from hlquant.connectors.replay import ReplayConnector
 
-__all__ = ["Connector", "ReplayConnector", "topic_for"]
+__all__ = ["Connector", "ReplayConnector", "SignalConnector", "merge_events", "topic_for"]

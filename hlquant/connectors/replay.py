@@ -10,8 +10,9 @@ that do not need objects use ``stream()`` and index the arrays directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from hlquant.core.events import (
     Trade,
 )
 from hlquant.data.market import MarketData, interval_label
+
+if TYPE_CHECKING:
+    from hlquant.data.series import SignalSeries
 
 
 class ReplayConnector(Connector):
@@ -136,3 +140,14 @@ class ReplayConnector(Connector):
     def _mark(self, row: int) -> MarkPrice:
         te, tr, s, mark, oracle = self._arrays[MarketKind.MARK][row].item()
         return MarkPrice(te, tr, self._sym(s), mark, oracle)
+
+
+def with_signals(events: Iterable[Event], series: SignalSeries, t0: int, t_end: int) -> Iterator[Event]:
+    """Market events (in replay order) with a series' ``Signal`` events merged in at their
+    receive time, as the backtest merges them: at an equal time a signal comes first, rows
+    received before ``t0`` come at ``t0`` (in receive order), rows after ``t_end`` are
+    dropped. Event-at-a-time replays (pre-flight, parity) see what a backtest sees."""
+    sig = ((max(ev.ts_recv, t0), 0, i, ev) for i, ev in enumerate(series.events()) if ev.ts_recv <= t_end)
+    mkt = ((ev.ts_exch, 1, i, ev) for i, ev in enumerate(events))
+    for _t, _p, _i, ev in heapq.merge(sig, mkt, key=lambda x: (x[0], x[1], x[2])):
+        yield ev

@@ -80,3 +80,35 @@ DEFAULT_ASSETS: dict[str, AssetSpec] = {
     "ETH": AssetSpec("ETH", 1, 4, 25),
     "SOL": AssetSpec("SOL", 5, 2, 20),
 }
+
+
+GENERATED_PREFIX = "GEN"
+"""Symbols of the synthetic generator's larger universes: GEN000, GEN001, ... (not listed
+on any exchange; ``hlquant.data.generate``)."""
+
+
+def generated_symbols(n: int) -> list[str]:
+    """``n`` generated symbol names, GEN000 upwards."""
+    if not 0 <= n <= 1000:
+        raise ValueError(f"between 0 and 1000 generated symbols, got {n}")
+    return [f"{GENERATED_PREFIX}{i:03d}" for i in range(n)]
+
+
+def generated_asset(symbol: str) -> AssetSpec | None:
+    """The rules of a generated symbol (2 size decimals, 10x, asset id 10000 + its number),
+    or None when ``symbol`` is not one."""
+    tail = symbol[len(GENERATED_PREFIX):]
+    if not symbol.startswith(GENERATED_PREFIX) or len(tail) != 3 or not tail.isdigit():
+        return None
+    return AssetSpec(symbol, 10_000 + int(tail), 2, 10)
+
+
+def known_assets(symbols: list[str] | tuple[str, ...]) -> dict[str, AssetSpec]:
+    """``DEFAULT_ASSETS`` plus the rules of any generated symbol among ``symbols``."""
+    out = dict(DEFAULT_ASSETS)
+    for s in symbols:
+        if s not in out:
+            spec = generated_asset(s)
+            if spec is not None:
+                out[s] = spec
+    return out

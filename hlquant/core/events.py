@@ -237,6 +237,27 @@ class MarkPrice(Event):
     oracle_px: float = float("nan")
 
 
+# --- data beyond the exchange -------------------------------------------------
+GLOBAL_SERIES = "*"
+"""The feature store's symbol key of a signal that belongs to no symbol (a market-wide
+sentiment index, an economic release)."""
+
+
+@dataclass(slots=True)
+class Signal(Event):
+    """One observation of an external series (sentiment, economic data, on-chain
+    indexers, the exchange's own asset contexts), from any connector.
+
+    ``ts_exch`` is the source's time of the observation (its age, for staleness),
+    ``ts_recv`` when hlquant received it: the value is visible to agents from
+    ``ts_recv`` on, never earlier (backtests apply it at ``ts_recv``). ``symbol`` is
+    None for a series that belongs to no symbol."""
+
+    name: str
+    value: float
+    symbol: str | None = None
+
+
 # --- internal flow ---------------------------------------------------------
 @dataclass(slots=True)
 class FeaturesReady(Event):
@@ -488,6 +509,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Candle,
         FundingRate,
         MarkPrice,
+        Signal,
         FeaturesReady,
         Intent,
         RiskDecision,

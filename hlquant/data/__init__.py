@@ -12,11 +12,14 @@ hlquant.data.generate`` runs cleanly and loading data does not load numba.
 from hlquant.data.loaders import load, load_files, load_sample, write_files
 from hlquant.data.market import STREAMS, MarketData
 from hlquant.data.schema import SCHEMAS
+from hlquant.data.series import SignalSeries, read_signal_file
 
 __all__ = [
     "SCHEMAS",
     "STREAMS",
     "MarketData",
+    "SignalSeries",
+    "read_signal_file",
     "load",
     "load_files",
     "load_sample",

@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from hlquant.core.assets import DEFAULT_ASSETS, AssetSpec
+from hlquant.core.assets import DEFAULT_ASSETS, AssetSpec, generated_asset, generated_symbols
 from hlquant.core.events import L2_DEPTH, MARKET_DTYPES, MarketKind, Side
 from hlquant.data.market import MarketData, to_ms
 
@@ -128,8 +128,10 @@ def round_prices(px: np.ndarray, px_decimals: int) -> np.ndarray:
 
 
 def asset_for(symbol: str, index: int, assets: Mapping[str, AssetSpec]) -> AssetSpec:
-    """The symbol's AssetSpec; unknown symbols get 2 size decimals (4 price decimals)."""
-    return assets.get(symbol) or AssetSpec(symbol, 1000 + index, 2, 10)
+    """The symbol's AssetSpec; generated symbols (GEN000...) have theirs
+    (``hlquant.core.assets.generated_asset``), other unknown symbols get 2 size decimals
+    (4 price decimals)."""
+    return assets.get(symbol) or generated_asset(symbol) or AssetSpec(symbol, 1000 + index, 2, 10)
 
 
 def correlation_matrix(symbols: Sequence[str]) -> np.ndarray:
@@ -181,12 +183,17 @@ def generate(
     with_l2: bool = True,
     with_funding: bool = True,
     assets: Mapping[str, AssetSpec] | None = None,
+    n_symbols: int | None = None,
 ) -> MarketData:
     """Generate 1-minute candles (+ trades, L2, funding) for ``symbols``.
 
     Same arguments -> bit-identical ``MarketData`` (see ``fingerprint()``).
-    ``start`` is a UTC date/time or ms; ``days`` may be fractional.
+    ``start`` is a UTC date/time or ms; ``days`` may be fractional. ``n_symbols``: a
+    universe of that many generated symbols (GEN000, GEN001, ...; each with the default
+    profile, pairwise correlation 0.60, and its own asset rules) instead of ``symbols``.
     """
+    if n_symbols is not None:
+        symbols = generated_symbols(int(n_symbols))
     symbols = [str(s) for s in symbols]
     if not symbols:
         raise ValueError("generate() needs at least one symbol")
@@ -389,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Generate synthetic market data (see module doc).")
     ap.add_argument("--out", required=True, help="output directory (Parquet, one file a stream)")
     ap.add_argument("--symbols", default="BTC,ETH,SOL")
+    ap.add_argument("--n-symbols", type=int, default=None,
+                    help="generate this many symbols GEN000.. instead of --symbols")
     ap.add_argument("--days", type=float, default=7)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--start", default="2026-01-05")
@@ -407,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         trades_per_min=a.trades_per_min,
         with_trades=not a.no_trades,
         with_l2=not a.no_l2,
+        n_symbols=a.n_symbols,
     )
     dt = time.perf_counter() - t
     out = md.save(a.out)

@@ -199,7 +199,9 @@ class WsMixin:
         elif t == "bbo":
             b = self.market.bbo(coin, now)
             out = ("bbo", b) if b is not None else None
-        elif t == "activeAssetCtx" and coin in self.assets:
+        elif t == "activeAssetCtx" and coin in self.assets and self.market.mark(coin) > 0:
+            # a listed coin always has a mark on the exchange; a replay that has not priced it
+            # yet sends its context with the first price (never a context of zeros)
             out = ("activeAssetCtx", {"coin": coin, "ctx": self.market.asset_ctx(coin, self.open_interest(coin))})
         elif t == "allMids":
             out = ("allMids", {"mids": self.market.all_mids()})

@@ -146,6 +146,8 @@ class HyperliquidFeed(Connector):
         self.bad_log_interval_s = BAD_LOG_INTERVAL_S
         self._bad_logged_at = -math.inf
         self._bad_suppressed = 0
+        # asset contexts as signals too (hlquant.hyperliquid.context), when a connector asks
+        self.ctx_signals: Any = None
 
     # ------------------------------------------------------------------ Connector API
     async def connect(self) -> Any:
@@ -263,6 +265,8 @@ class HyperliquidFeed(Connector):
             out.append(FundingRate(hour * 3_600_000, recv, d["coin"], nz.finite(c["funding"], "funding"),
                                    nz.finite(c.get("premium") or 0.0, "premium"), oracle))
         self._funding_hour[d["coin"]] = hour
+        if self.ctx_signals is not None:
+            out += self.ctx_signals.normalize(d, recv)
         return out
 
     def _fills(self, fills: list[dict[str, Any]], recv: int, snapshot: bool) -> list[Event]:

@@ -24,12 +24,24 @@ only when the earliest of them is due.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hlquant.core.events import Event, FeaturesReady
+from hlquant.core.clock import SimClock
+from hlquant.core.events import (
+    BBO,
+    GLOBAL_SERIES,
+    BookSnapshot,
+    Candle,
+    Event,
+    FeaturesReady,
+    FundingRate,
+    MarkPrice,
+    Signal,
+    Trade,
+)
 from hlquant.core.market import dispatch_market
 
 if TYPE_CHECKING:
@@ -37,6 +49,8 @@ if TYPE_CHECKING:
 
 TRIGGER_KINDS = ("candle", "trade", "l2", "funding")
 """Market streams an agent can be triggered by (``AgentConfig.trigger``)."""
+_STREAM_OF = {Candle: "candle", Trade: "trade", BookSnapshot: "l2", BBO: "bbo", FundingRate: "funding",
+              MarkPrice: "mark"}
 
 
 class EquityCurve:
@@ -118,6 +132,14 @@ class MarketHandler:
         self._next_due = -(2**62)  # earliest event time at which a fault, beat or check is due
         self.events = 0
         self.started = False
+        self.signals = 0  # Signal events applied (data beyond the exchange)
+        self.store = k.store
+        # decide_batch agents: their triggers of one instant are decided together. In event
+        # time (backtests, replays) an instant ends when time moves on or another kind of
+        # event arrives; on the wall clock at each tick and when the driver says so
+        # (flush_batches after a bus read).
+        self.batching = bool(self.runner is not None and self.runner.batching)
+        self._event_time = isinstance(self.clock, SimClock)
 
     # ------------------------------------------------------------------ time
     def start(self, t: int) -> None:
@@ -157,6 +179,15 @@ class MarketHandler:
         """Event time moved to ``t``: close the previous instant, then housekeeping at ``t``."""
         if not self.started:
             self.start(t)
+        if self.batching and self._event_time and self.runner.pending:
+            # the previous instant's batch, decided at its own time: the driver has already
+            # moved the (simulated) clock to t, so risk and router would see the batch late
+            clock = self.clock
+            moved, clock.t = clock.t, self.t
+            try:
+                self.flush_batches()
+            finally:
+                clock.t = moved
         if self._bar or self._priced:
             self._close_instant()
         self.t = t
@@ -187,9 +218,13 @@ class MarketHandler:
             self.advance(t)
         elif self.router is not None and self.router.has_work:
             self.router.flush()
+        if self.batching and self.runner.pending:  # wall clock: a batch waits at most one tick
+            self.flush_batches()
 
     def finish(self, flush: bool = True) -> None:
         """Close the last instant (always sampled); send what is queued unless told not to."""
+        if flush and self.batching and self.runner.pending:
+            self.flush_batches()
         if self._bar:
             self.curve.next_due = -(2**62)
             self._close_instant()
@@ -199,9 +234,19 @@ class MarketHandler:
     # ------------------------------------------------------------------ events (objects)
     def on_event(self, ev: Event) -> bool:
         """One event object (live): advances the clock, then the scalar path below."""
+        if type(ev) is Signal:  # visible from its receive time on
+            t = self.clock.observe(ev.ts_recv)
+            if t > self.t:
+                self.advance(t)
+            self.on_signal(ev.name, ev.symbol, ev.ts_exch, ev.value)
+            return True
         t = self.clock.observe(ev.ts_exch)
         if t > self.t:
             self.advance(t)
+        if self.batching and self._event_time and self.runner.pending:
+            kind = ev.stream if type(ev) is FeaturesReady else _STREAM_OF.get(type(ev))
+            if kind != self.runner.pending_kind:
+                self.flush_batches()  # another kind of event: the instant's triggers are complete
         if type(ev) is FeaturesReady:
             self.on_features_ready(ev)
             return True
@@ -216,6 +261,38 @@ class MarketHandler:
             self.marks[sym] = ev.price
         if sym in self._trig.get(ev.stream, ()):
             self._fire(ev.stream, sym)
+
+    def on_signal(self, name: str, symbol: str | None, ts: int, value: float) -> None:
+        """An external series' observation (``Signal``), applied at its receive time: into
+        the feature store with the source's time ``ts``, where the staleness rules judge
+        its age (``ctx.signal``). A market-wide series (no symbol) is stored under
+        ``GLOBAL_SERIES``. Processes without agents (risk) keep no store and ignore it."""
+        self.signals += 1
+        if self.store is not None:
+            self.store.put(symbol or GLOBAL_SERIES, name, value, ts)
+
+    def flush_batches(self) -> int:
+        """Decide the triggers waiting for ``decide_batch`` agents now (at the instant they
+        fired); the router then sends what risk approved. Returns intents published."""
+        if self.runner is None or not self.runner.pending:
+            return 0
+        n = self.runner.flush_batches(self.t)
+        self._done()
+        return n
+
+    def grouped(self, fn: Callable[..., None], kind: str) -> Callable[..., None]:
+        """``fn`` (an ``on_<kind>`` method) that first decides a pending batch of another
+        trigger kind: a backtest walking its merged columns binds these when an agent
+        batches, so one instant's candles (say) are decided in one call, before the marks
+        of the same instant move prices."""
+        runner = self.runner
+
+        def call(sym: str, ts: int, *a: Any) -> None:
+            if runner.pending and runner.pending_kind != kind:
+                self.flush_batches()
+            fn(sym, ts, *a)
+
+        return call
 
     # ------------------------------------------------------------------ events (scalars)
     def _price(self, sym: str, px: float, ts: int) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hlquant.agents.base import Agent
+from hlquant.config.connectors import build_connectors
 from hlquant.config.spec import DEFAULT_STALENESS, KernelSpec
 from hlquant.core.clock import Clock
 from hlquant.core.events import Event
@@ -46,6 +47,7 @@ class LiveEngine:
             k.store, k.portfolio, k.router, k.risk, k.runner)
         self.blackboard, self.heartbeats = k.blackboard, k.heartbeats
         self.fills = k.fills
+        self.sources: list[Any] = []  # extra connectors (signals) a session iterates beside the feed
 
     @classmethod
     def for_agents(cls, agents: Sequence[Agent], venue: Any, *, mode: str = "paper",
@@ -154,13 +156,22 @@ def replay_market(spec: KernelSpec, market: Any, out_dir: str | Path | None = No
     """Run recorded market data through the event-at-a-time engine on an event clock with
     the SimVenue: what paper trading does, deterministically (pre-flight, parity tests)."""
     from hlquant.connectors.replay import ReplayConnector
-    from hlquant.core.assets import DEFAULT_ASSETS
+    from hlquant.core.assets import known_assets
     from hlquant.core.clock import SimClock
 
     if spec.mode != "paper":
         raise ValueError(f"replay_market runs the paper kernel (SimVenue), not mode={spec.mode!r}")
     clock = SimClock(int(market.span()[0]) if len(market) else 0)
-    assets = {s: DEFAULT_ASSETS[s] for s in market.symbols}
+    known = known_assets(list(market.symbols))
+    assets = {s: known[s] for s in market.symbols}
     engine = LiveEngine(build_kernel(spec, Role.ALL, assets=assets, clock=clock, out_dir=out_dir))
-    engine.run_events(ReplayConnector(market))
+    events: Iterable[Event] = ReplayConnector(market)
+    sources = build_connectors(spec.connectors, "sim", list(market.symbols))  # their history, as a backtest
+    if sources and len(market):
+        from hlquant.connectors.replay import with_signals
+        from hlquant.data.series import SignalSeries
+
+        series = SignalSeries.concat([c.history(market) for c in sources.values()]).select(symbols=market.symbols)
+        events = with_signals(events, series, *(int(t) for t in market.span()))
+    engine.run_events(events)
     return engine

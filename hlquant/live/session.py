@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from hlquant.audit.log import redact
 from hlquant.config.build import to_dict
+from hlquant.config.connectors import live_sources
 from hlquant.config.spec import KernelSpec
+from hlquant.connectors.base import merge_events
 from hlquant.core.errors import ConfigError
 from hlquant.core.events import (
     BBO,
@@ -50,9 +51,11 @@ from hlquant.core.events import (
     MarkPrice,
     OrderAck,
     Side,
+    Signal,
     Trade,
 )
 from hlquant.core.market import dispatch_market
+from hlquant.core.secrets import redact
 from hlquant.features.kernels import parse_specs
 from hlquant.features.pipeline import FeatureProcessor
 from hlquant.features.store import InMemoryFeatureStore, StalenessRules
@@ -94,6 +97,7 @@ def build_session(cfg: Any, mode: str, out_dir: str | Path | None = None) -> tup
     if mode == "live":
         subs += user_subscriptions(str(live.account_address))
     feed = HyperliquidFeed(ws_url, subs, info=InfoClient(url))
+    engine.sources = live_sources(spec, mode, feed, feed.info)  # the `connectors` beyond the market
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "session.json").write_text(json.dumps(
@@ -220,8 +224,14 @@ async def run_session(cfg: Any, mode: str, out_dir: str | Path | None = None,
             monitor_url[0] = server.url
         reporter.report(running=True)  # status.json from the start: where the page is, what runs
         tick_task = asyncio.create_task(ticker())
+        source = feed.events(stop)
+        if engine.sources:
+            source = merge_events([source, *(c.events(stop) for c in engine.sources)])
         try:
-            async for ev in feed.events(stop):
+            async for ev in source:
+                if type(ev) is Signal:  # an external series: into the feature store at its receive time
+                    engine.on_event(ev)
+                    continue
                 if isinstance(ev, USER_EVENTS):
                     if is_live and on_user is not None:
                         on_user(ev)

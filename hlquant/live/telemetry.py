@@ -127,15 +127,7 @@ class SessionTelemetry:
                                "Market data: receive time - exchange time", buckets=LAG_BUCKETS_S,
                                registry=self.registry)
         self.registry.register(_StateCollector(self))
-        audit = self.kernel.audit
-        inner = audit.record_dict
-
-        def tapped(rec: dict[str, Any]) -> int:
-            seq = inner(rec)
-            self._on_audit(seq, rec)
-            return seq
-
-        audit.record_dict = tapped  # every record passes here (AuditLog.record calls it)
+        self.kernel.audit.taps.append(self._on_audit)  # every record passes here
 
     # ------------------------------------------------------------------ taps
     def on_market(self, ev: Any) -> None:

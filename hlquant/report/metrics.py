@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hlquant.core.secrets import redact, redact_text
 from hlquant.report.trades import round_trips, trade_stats
 
 MS_PER_YEAR = 365.0 * 24 * 3600 * 1000
@@ -312,8 +313,9 @@ def artifacts_from_run(curve: tuple[np.ndarray, np.ndarray, np.ndarray], symbols
     return RunArtifacts(
         equity=pd.Series(eq_v, index=idx, name="equity"),
         positions=pd.DataFrame(pos_v, index=idx, columns=list(symbols)),
-        fills=fills_df, funding=funding_df, initial_cash=float(initial_cash), name=name,
-        params=dict(params or {}),
+        # the name and parameters reach metrics.json and the report: never a secret
+        fills=fills_df, funding=funding_df, initial_cash=float(initial_cash), name=redact_text(name),
+        params=redact(dict(params or {})),
         prices=None if prices is None else prices.reindex(idx, method="ffill"),
         orders=orders,
     )

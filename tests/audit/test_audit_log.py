@@ -2,8 +2,9 @@ import json
 
 import pandas as pd
 
-from hlquant.audit.log import AuditLog, read_audit, redact
+from hlquant.audit.log import AuditLog, read_audit
 from hlquant.core.events import Intent, RiskDecision, Side
+from hlquant.core.secrets import redact
 
 
 def test_segments_append_only_and_resume(tmp_path):

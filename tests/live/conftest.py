@@ -29,6 +29,14 @@ def redis_ok() -> None:
         require_server(False, "Redis on 127.0.0.1:6379")
 
 
+def start_drill(drill: Drill, fx) -> None:
+    """Start every role of ``drill`` and wait until each has subscribed and the ingest and
+    risk processes hold their exchange connections."""
+    drill.start_all()
+    wait_for(drill.ready, 90, "every role subscribed", state=lambda: (drill.dead(), drill.logs(800)))
+    wait_for(lambda: fx.server.counters["ws_connections"] >= 2, 30, "ingest and risk connected")
+
+
 @contextmanager
 def processes_session(fx, ns: str, redis_url: str, out: Path, probe_dir: Path, *extra: str,
                       symbols: Sequence[str] = ("BTC", "ETH", "SOL")) -> Iterator[subprocess.Popen]:

@@ -34,7 +34,7 @@ from hlquant.connectors.replay import ReplayConnector
 from hlquant.data.loaders import load_sample
 from hlquant.fakeexchange.testing import running_fake_exchange
 from hlquant.live.drill import Drill, wait_for
-from tests.live.conftest import processes_session
+from tests.live.conftest import processes_session, start_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC", "ETH", "SOL"]
@@ -68,9 +68,7 @@ def test_kill_dash_nine_router_and_agent(tmp_path, redis_ok):
         r = drill.r
         replay = None
         try:
-            drill.start_all()
-            wait_for(drill.ready, 90, "every role subscribed", state=lambda: (drill.dead(), drill.logs(800)))
-            wait_for(lambda: fx.server.counters["ws_connections"] >= 2, 30, "ingest and risk connected")
+            start_drill(drill, fx)
             replay = fx.replay(iter(ReplayConnector(md)), speed=1800)
             wait_for(lambda: len(fx.server.orders_received) > 100, 90, "orders flowing",
                      state=lambda: drill.backlog())

@@ -137,6 +137,7 @@ def test_session_ends_with_the_backtest_report_and_its_recorded_market(tmp_path)
     rec = load_recording(tmp_path)
     assert len(rec.market) == len(rec.arrivals) == eng.events
     assert rec.arrivals["audit_seq"].is_monotonic_increasing
-    assert set(rec.arrivals["kind"]) == {"Trade", "BookSnapshot"}
+    # the trades and books the fake exchange streams, and the marks of its asset contexts
+    assert set(rec.arrivals["kind"]) == {"Trade", "BookSnapshot", "MarkPrice"}
     lat = pd.read_csv(tmp_path / "latency.csv")
     assert len(lat) >= len({f.cloid for f in eng.fills}) and (lat["decision_to_ack_ms"] >= 0).all()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from hlquant.audit.log import redact_text
+from hlquant.core.secrets import redact_text
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_0X = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"  # with 0x

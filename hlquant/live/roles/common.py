@@ -28,7 +28,31 @@ def market_topic(kind: str, symbol: str) -> str:
 def role_spec(cfg: Any) -> tuple[KernelSpec, Any]:
     """The run's spec (live mode) and a client of the shared Redis."""
     spec = KernelSpec.from_config(to_dict(cfg), mode="live")
-    return spec, redis_client(spec.live.redis_url, spec.live.redis_cluster)
+    r = redis_client(spec.live.redis_url, spec.live.redis_cluster)
+    first_contact(r)
+    return spec, r
+
+
+def first_contact(r: Any, loading_wait_s: float = 60.0) -> None:
+    """A Redis that does not answer when a component starts is a configuration error
+    (one line naming the address; a supervisor restarts the component with backoff),
+    not an outage to sit out. A Redis still loading its data after a restart is waited
+    for."""
+    import time
+
+    import redis
+
+    deadline = time.monotonic() + loading_wait_s
+    delay = 0.05
+    while True:
+        try:
+            r.ping()
+            return
+        except redis.BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)  # polling the condition (loaded), with backoff
+            delay = min(delay * 2, 1.0)
 
 
 def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
