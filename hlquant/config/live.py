@@ -36,6 +36,9 @@ class LiveConfig:
       exchange timestamps of the events (replays and parity drills).
     - redis_url, redis_cluster (False), namespace ("hlq"): the shared state of the
       multi-process topology; keys carry ``{SYMBOL}`` hash tags.
+    - redis_wait_s (30): how long a starting component waits for Redis to answer before it
+      gives up with one line naming the address (a Redis restarting is waited for; a wrong
+      address is an error, not an outage).
     - stream_maxlen (100_000): approximate cap of each Redis stream.
     - claim_ttl_ms (5_000): a router replica's claim on a cloid (and a stream processor's
       lease on a symbol) before another may take over; a replica's orders expire at the
@@ -68,6 +71,7 @@ class LiveConfig:
     clock: str = "wall"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
+    redis_wait_s: float = 30.0
     namespace: str = "hlq"
     stream_maxlen: int = 100_000
     claim_ttl_ms: int = 5_000
@@ -88,7 +92,7 @@ class LiveConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"live.{name} must be >= 1, got {getattr(self, name)!r}")
         for name in ("dead_mans_switch_ms", "claim_ttl_ms", "account_max_age_ms", "reconcile_s",
-                     "heartbeat_check_s", "status_every_s"):
+                     "heartbeat_check_s", "status_every_s", "redis_wait_s"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"live.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.claim_ttl_ms < 2_000:

@@ -110,9 +110,12 @@ def test_unreachable_exchange_is_one_line_for_paper_and_component(tmp_path):
 
 
 def test_unreachable_redis_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    # a starting component waits live.redis_wait_s for Redis (one log line), then gives up
     args = ["component", "features", f"live.redis_url={closed_url('redis')}/0", f"live.url={closed_url()}",
-            f"hydra.run.dir={tmp_path / 'f'}"]
-    one_line_error(hlquant(*args, cwd=tmp_path), "redis: Error 111 connecting to 127.0.0.1")
+            "live.redis_wait_s=1", f"hydra.run.dir={tmp_path / 'f'}"]
+    p = hlquant(*args, cwd=tmp_path)
+    one_line_error(p, "redis: Error 111 connecting to 127.0.0.1")
+    assert len([ln for ln in p.stdout.splitlines() if "redis unavailable" in ln]) == 1, p.stdout
     d = hlquant(*args, cwd=tmp_path, debug=True)
     assert d.returncode != 0 and "Traceback" in d.stderr and "redis.exceptions.ConnectionError" in d.stderr
 

@@ -29,30 +29,30 @@ def role_spec(cfg: Any) -> tuple[KernelSpec, Any]:
     """The run's spec (live mode) and a client of the shared Redis."""
     spec = KernelSpec.from_config(to_dict(cfg), mode="live")
     r = redis_client(spec.live.redis_url, spec.live.redis_cluster)
-    first_contact(r)
+    first_contact(r, spec.live.redis_wait_s, spec.live.redis_url)
     return spec, r
 
 
-def first_contact(r: Any, loading_wait_s: float = 60.0) -> None:
-    """A Redis that does not answer when a component starts is a configuration error
-    (one line naming the address; a supervisor restarts the component with backoff),
-    not an outage to sit out. A Redis still loading its data after a restart is waited
-    for."""
+def first_contact(r: Any, wait_s: float, url: str = "redis") -> None:
+    """Wait, with backoff, until Redis answers (one log line while it does not), for at
+    most ``wait_s`` (``live.redis_wait_s``): a component restarted while Redis restarts
+    comes up; one pointed at a wrong address ends with Redis' own error (one line at the
+    command line)."""
     import time
 
-    import redis
+    stop = threading.Event()
+    deadline = time.monotonic() + float(wait_s)
+    outage = Outage(f"start ({url})", stop)
 
-    deadline = time.monotonic() + loading_wait_s
-    delay = 0.05
-    while True:
+    def ping() -> None:
         try:
             r.ping()
-            return
-        except redis.BusyLoadingError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)  # polling the condition (loaded), with backoff
-            delay = min(delay * 2, 1.0)
+        except outage.errors:
+            if time.monotonic() >= deadline:
+                stop.set()  # Outage.call re-raises once stop is set
+            raise
+
+    outage.call(ping)
 
 
 def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
