@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from hlquant.bus.redis_state import redis_client
 from hlquant.config.build import to_dict
@@ -42,7 +43,8 @@ def first_contact(r: Any, wait_s: float, url: str = "redis") -> None:
 
     stop = threading.Event()
     deadline = time.monotonic() + float(wait_s)
-    outage = Outage(f"start ({url})", stop)
+    where = urlsplit(url)  # host and port only: a URL may carry a password
+    outage = Outage(f"start (redis at {where.hostname}:{where.port or 6379})", stop)
 
     def ping() -> None:
         try:
