@@ -119,6 +119,7 @@ def single(args, fx) -> None:
                 venue.on_exchange_event(ev)
 
     async def run():
+        engine.start()  # as a session does
         task = asyncio.create_task(consume())
         await asyncio.wait_for(feed.connected.wait(), 10)
         loop = asyncio.get_running_loop()

@@ -133,6 +133,7 @@ def hyperliquid_venue(spec: KernelSpec, assets: dict[str, AssetSpec], redis: Any
     replicas signing for one account never reuse a nonce."""
     from hlquant.hyperliquid.exchange import ExchangeClient
     from hlquant.hyperliquid.info import InfoClient
+    from hlquant.hyperliquid.limits import WeightLimiter
     from hlquant.hyperliquid.signing import Signer
     from hlquant.hyperliquid.venue import HyperliquidVenue
 
@@ -140,7 +141,9 @@ def hyperliquid_venue(spec: KernelSpec, assets: dict[str, AssetSpec], redis: Any
     if not live.account_address:
         raise ConfigError("live.account_address (the master account) is required")
     ep = spec.endpoints()
-    info = InfoClient(ep.url)
+    # one IP weight budget for every request of this process (info and exchange), from the
+    # config (router.weight_per_min), not the client's own default
+    info = InfoClient(ep.url, limiter=WeightLimiter(per_min=spec.router.weight_per_min))
     try:
         signer = Signer.from_env(live.key_env, live.key_file, account_address=live.account_address)
     except KeyError as e:
