@@ -199,6 +199,22 @@ def _masked(f: Any, v: float) -> float:
     return v if f.seen >= f.warmup else np.nan
 
 
+def _snapshot_with(f: Feature, aux: np.ndarray, value: float) -> bytes:
+    """A wrapped feature's state: the inner kernel's, then its own float64 ``aux`` array and
+    last value (higher timeframes, paired symbols)."""
+    return f.snapshot() + aux.tobytes() + np.array([value]).tobytes()
+
+
+def _restore_with(f: Feature, raw: bytes, n_aux: int) -> tuple[np.ndarray, float] | None:
+    """Inverse of ``_snapshot_with``: restores ``f`` and returns ``(aux, value)``, or None when
+    ``raw`` does not hold such a state."""
+    tail = 8 * (n_aux + 1)
+    if len(raw) <= tail or not f.restore(raw[:-tail]):
+        return None
+    rest = np.frombuffer(raw[-tail:], dtype=np.float64)
+    return rest[:n_aux].copy(), float(rest[n_aux])
+
+
 class _Resampled:
     """A feature on a higher timeframe, stepped when a bar of that length closes
     (see ``_htf_columnar`` for when that is)."""
@@ -238,14 +254,13 @@ class _Resampled:
         return self.value
 
     def snapshot(self) -> bytes:
-        return self.f.snapshot() + self.agg.tobytes() + np.array([self.value]).tobytes()
+        return _snapshot_with(self.f, self.agg, self.value)
 
     def restore(self, raw: bytes) -> bool:
-        tail = self.agg.nbytes + 8
-        if len(raw) <= tail or not self.f.restore(raw[:-tail]):
+        got = _restore_with(self.f, raw, len(self.agg))
+        if got is None:
             return False
-        rest = np.frombuffer(raw[-tail:], dtype=np.float64)
-        self.agg, self.value = rest[:7].copy(), float(rest[7])
+        self.agg, self.value = got
         return True
 
 
@@ -284,14 +299,13 @@ class _Paired:
         self.last[2], self.last[3] = ts, px
 
     def snapshot(self) -> bytes:
-        return self.f.snapshot() + self.last.tobytes() + np.array([self.value]).tobytes()
+        return _snapshot_with(self.f, self.last, self.value)
 
     def restore(self, raw: bytes) -> bool:
-        tail = self.last.nbytes + 8
-        if len(raw) <= tail or not self.f.restore(raw[:-tail]):
+        got = _restore_with(self.f, raw, len(self.last))
+        if got is None:
             return False
-        rest = np.frombuffer(raw[-tail:], dtype=np.float64)
-        self.last, self.value = rest[:5].copy(), float(rest[5])
+        self.last, self.value = got
         return True
 
 
